@@ -1,0 +1,1 @@
+"""SuperScript: non-idempotent payment operations made safe to call twice, through Temporal."""

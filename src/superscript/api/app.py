@@ -1,0 +1,64 @@
+"""Building the FastAPI app: routers, problem handlers, metrics, auth, and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from superscript.api import accounts, auth, fees, health, metrics, problems
+from superscript.api.state import Services
+from superscript.ledger import Ledger
+from superscript.settings import Settings
+from superscript.temporal_client import connect
+
+DESCRIPTION = """
+SuperScript makes non-idempotent payment operations safe to call twice: a fee deduction or
+a payment script happens once per order, however many times and however concurrently it
+is asked for. The `/naive/...` routes keep the unsafe behaviour on purpose, to show the
+difference.
+"""
+
+
+def create_app(
+    settings: Settings, *, ledger: Ledger | None = None, client: Client | None = None
+) -> FastAPI:
+    """An app that opens its ledger and Temporal client when it starts serving.
+
+    Tests hand in a ledger and client of their own; the app then leaves them open.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ledger is not None and client is not None:
+            app.state.services = Services(
+                settings=settings, ledger=ledger, client=client, metrics=app_metrics
+            )
+            yield
+            return
+        ledger_ = await Ledger.open(settings.database_url)
+        # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
+        client_ = await connect(settings, lazy=True)
+        app.state.services = Services(
+            settings=settings, ledger=ledger_, client=client_, metrics=app_metrics
+        )
+        try:
+            yield
+        finally:
+            await ledger_.close()
+
+    app = FastAPI(
+        title="SuperScript",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app_metrics = metrics.Metrics()
+    problems.install(app)
+    auth.install(app, settings)
+    metrics.install(app, app_metrics)
+    for module in (health, accounts, fees):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,145 @@
+"""Fee routes: the seed's naive DeductFee beside the idempotent Temporal-backed one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from superscript.api.problems import Problem
+from superscript.api.schemas import (
+    FeeBody,
+    FeeRequest,
+    NaiveFeeBody,
+    OrderIdPath,
+    PendingBody,
+    problem_responses,
+)
+from superscript.api.state import Services, services
+from superscript.fees.client import start_fee_workflow, wait_for_outcome
+from superscript.fees.models import fee_workflow_id
+from superscript.fees.naive import naive_deduct_fee
+from superscript.ledger import FeeOrder, FeeOutcome, IdempotencyKeyReused, LedgerError
+
+router = APIRouter(tags=["fees"])
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.post(
+    "/naive/orders/{order_id}/fee",
+    response_model=NaiveFeeBody,
+    responses=problem_responses(402, 404, 422),
+)
+async def naive_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> NaiveFeeBody:
+    """Deduct after a random delay, every call: the double charge this project prevents."""
+    order = FeeOrder(order_id=order_id, account_id=body.account_id, amount=body.amount)
+    try:
+        account = await naive_deduct_fee(svc.ledger, order, svc.settings.naive_delay)
+    except LedgerError as exc:
+        raise Problem.from_ledger(exc, order_id=order_id) from exc
+    svc.metrics.naive_charges.inc()
+    return NaiveFeeBody(
+        order_id=order_id, account_id=order.account_id, amount=order.amount, balance=account.balance
+    )
+
+
+def _pending(order_id: str) -> JSONResponse:
+    body = PendingBody(order_id=order_id, status="pending", workflow_id=fee_workflow_id(order_id))
+    return JSONResponse(body.model_dump(), status_code=202)
+
+
+def _answer(outcome: FeeOutcome, svc: Services) -> FeeBody:
+    """The same body for every caller of one order, built from its recorded outcome."""
+    svc.metrics.fee_outcomes.labels(outcome.status).inc()
+    failure = outcome.failure
+    if failure is not None:
+        raise Problem.from_ledger(
+            failure,
+            order_id=outcome.order_id,
+            account_id=outcome.account_id,
+            amount=outcome.amount,
+            workflow_id=outcome.workflow_id,
+            run_id=outcome.run_id,
+        )
+    assert outcome.balance_after is not None
+    return FeeBody(
+        order_id=outcome.order_id,
+        account_id=outcome.account_id,
+        amount=outcome.amount,
+        balance_after=outcome.balance_after,
+        status="charged",
+        workflow_id=outcome.workflow_id,
+        run_id=outcome.run_id,
+    )
+
+
+def _check_same_order(outcome: FeeOutcome, order: FeeOrder) -> None:
+    if not outcome.matches(order):
+        raise Problem.from_ledger(
+            IdempotencyKeyReused(
+                f"order {order.order_id!r} was already placed for account "
+                f"{outcome.account_id!r} and amount {outcome.amount}; nothing was charged"
+            ),
+            order_id=order.order_id,
+        )
+
+
+@router.post(
+    "/orders/{order_id}/fee",
+    response_model=FeeBody,
+    responses={202: {"model": PendingBody}, **problem_responses(402, 404, 422, 503)},
+)
+async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBody | Response:
+    """Charge once per order through ``FEE-WF-{order_id}``; every caller gets one answer."""
+    order = FeeOrder(order_id=order_id, account_id=body.account_id, amount=body.amount)
+    outcome = await svc.ledger.get_fee_outcome(order_id)
+    if outcome is None:
+        handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
+        try:
+            outcome = await wait_for_outcome(handle, svc.settings.result_wait_seconds)
+        except WorkflowFailureError as exc:
+            # Business failures are recorded in the ledger before the workflow fails.
+            outcome = await svc.ledger.get_fee_outcome(order_id)
+            if outcome is None:
+                raise Problem(
+                    503,
+                    "workflow_failed",
+                    f"{handle.id} ended without deciding the order: {exc.cause}",
+                    order_id=order_id,
+                ) from exc
+        if outcome is None:
+            return _pending(order_id)
+    _check_same_order(outcome, order)
+    return _answer(outcome, svc)
+
+
+@router.get(
+    "/orders/{order_id}/fee",
+    response_model=FeeBody,
+    responses={202: {"model": PendingBody}, **problem_responses(402, 404, 503)},
+)
+async def get_fee(order_id: OrderIdPath, svc: Svc) -> FeeBody | Response:
+    """The order's decided outcome, 202 while its workflow runs, 404 if never placed."""
+    outcome = await svc.ledger.get_fee_outcome(order_id)
+    if outcome is not None:
+        return _answer(outcome, svc)
+    workflow_id = fee_workflow_id(order_id)
+    try:
+        description = await svc.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Problem(
+                404, "order_not_found", f"no fee order {order_id!r}", order_id=order_id
+            ) from exc
+        raise
+    if description.close_time is None:
+        return _pending(order_id)
+    raise Problem(
+        503,
+        "workflow_failed",
+        f"{workflow_id} closed ({description.status}) without deciding the order",
+        order_id=order_id,
+    )

@@ -1,0 +1,42 @@
+"""Liveness of the API and of what it depends on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from superscript.api.schemas import HealthBody
+from superscript.api.state import Services, services
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def _check(probe: Any) -> str:
+    try:
+        await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
+    except Exception:
+        return "unavailable"
+    return "ok"
+
+
+@router.get("/healthz", response_model=HealthBody, responses={503: {"model": HealthBody}})
+async def healthz(svc: Annotated[Services, Depends(services)]) -> Response:
+    temporal, database = await asyncio.gather(
+        _check(svc.client.service_client.check_health), _check(svc.ledger.ping)
+    )
+    healthy = temporal == "ok" and database == "ok"
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "temporal": temporal,
+        "database": database,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", response_class=Response, tags=["metrics"])
+async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
+    return svc.metrics.render()

@@ -1,0 +1,25 @@
+"""What every route needs, created once per app and reached through the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from temporalio.client import Client
+
+from superscript.api.metrics import Metrics
+from superscript.ledger import Ledger
+from superscript.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    client: Client
+    metrics: Metrics
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,1 @@
+"""Fee deduction: the seed's naive DeductFee and its idempotent Temporal workflow."""

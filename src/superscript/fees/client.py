@@ -1,0 +1,48 @@
+"""Starting and awaiting fee workflows: what the API and the demo call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from superscript.fees.models import FeeDeductionInput, fee_workflow_id
+from superscript.fees.workflows import FeeDeductionWorkflow
+from superscript.ledger.store import FeeOrder, FeeOutcome
+
+
+async def start_fee_workflow(
+    client: Client, order: FeeOrder, task_queue: str
+) -> WorkflowHandle[FeeDeductionWorkflow, FeeOutcome]:
+    """Start ``FEE-WF-{order_id}``, or join the run that already has that ID.
+
+    USE_EXISTING makes concurrent starters share the open run; REJECT_DUPLICATE keeps a
+    closed run from ever running again, so we attach to it and read its result.
+    """
+    workflow_id = fee_workflow_id(order.order_id)
+    try:
+        return await client.start_workflow(
+            FeeDeductionWorkflow.run,
+            FeeDeductionInput(order=order),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(FeeDeductionWorkflow.run, workflow_id)
+
+
+async def wait_for_outcome(
+    handle: WorkflowHandle[FeeDeductionWorkflow, FeeOutcome], timeout: float
+) -> FeeOutcome | None:
+    """The workflow's outcome, or None if it is not decided within ``timeout`` seconds.
+
+    Raises ``WorkflowFailureError`` when the workflow failed (a business failure or worse).
+    """
+    try:
+        return await asyncio.wait_for(handle.result(), timeout)
+    except TimeoutError:
+        return None

