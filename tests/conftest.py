@@ -148,7 +148,9 @@ async def serve_app(settings: Settings, ledger: Ledger, client: Client) -> Async
 
 
 @pytest.fixture
-async def api(settings: Settings, ledger: Ledger, client: Client, worker: Worker) -> AsyncIterator[Api]:
+async def api(
+    settings: Settings, ledger: Ledger, client: Client, worker: Worker
+) -> AsyncIterator[Api]:
     async with serve_app(settings, ledger, client) as served:
         yield served
 

@@ -15,6 +15,7 @@ from superscript.ledger import (
     InsufficientFunds,
     Ledger,
 )
+from superscript.ledger.store import Applied
 from tests.conftest import unique
 
 DECIDER = Decider(workflow_id="test", run_id="run-1")
@@ -97,14 +98,14 @@ async def test_concurrent_duplicates_charge_once(ledger: Ledger) -> None:
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=7)
     barrier = asyncio.Barrier(50)
 
-    async def apply() -> object:
+    async def apply() -> Applied:
         await barrier.wait()
         return await ledger.apply_fee(order, DECIDER)
 
     results = await asyncio.gather(*(apply() for _ in range(50)))
 
-    assert sum(1 for result in results if result.applied) == 1  # type: ignore[attr-defined]
-    assert len({result.outcome for result in results}) == 1  # type: ignore[attr-defined]
+    assert sum(1 for result in results if result.applied) == 1
+    assert len({result.outcome for result in results}) == 1
     assert (await ledger.get_account(account_id)).balance == 9_993
     assert await ledger.charges_for(order.order_id) == 1
 

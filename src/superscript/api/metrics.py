@@ -13,7 +13,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import Match
 
 
 class Metrics:
@@ -51,11 +50,8 @@ class Metrics:
 
 def route_template(request: Request) -> str:
     """The matched route's path template: bounded label values, never raw IDs."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 def install(app: FastAPI, metrics: Metrics) -> None:

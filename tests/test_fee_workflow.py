@@ -1,0 +1,153 @@
+"""FeeDeductionWorkflow on a real dev server: one run, one charge, for any number of callers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
+
+from superscript.fees.activities import FeeActivities
+from superscript.fees.client import start_fee_workflow
+from superscript.fees.models import ApplyFeeInput
+from superscript.fees.workflows import FeeDeductionWorkflow
+from superscript.ledger import FeeOrder, FeeOutcome, Ledger
+from superscript.settings import Settings
+from tests.conftest import unique
+
+
+class CountingFeeActivities(FeeActivities):
+    """The real activity, counting how often Temporal actually executes it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self.executions = 0
+
+    @activity.defn(name="apply_fee")
+    async def apply_fee(self, input: ApplyFeeInput) -> FeeOutcome:
+        self.executions += 1
+        return await super().apply_fee(input)
+
+
+@pytest.fixture
+async def counted(
+    client: Client, ledger: Ledger, settings: Settings
+) -> AsyncIterator[CountingFeeActivities]:
+    activities = CountingFeeActivities(ledger)
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[FeeDeductionWorkflow],
+        activities=[activities.apply_fee],
+    ):
+        yield activities
+
+
+@pytest.mark.parametrize("callers", [5, 50])
+async def test_concurrent_starters_share_one_run_and_one_charge(
+    callers: int,
+    client: Client,
+    ledger: Ledger,
+    settings: Settings,
+    counted: CountingFeeActivities,
+) -> None:
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 10_000)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=250)
+    barrier = asyncio.Barrier(callers)
+
+    async def caller() -> tuple[str | None, FeeOutcome]:
+        await barrier.wait()
+        handle = await start_fee_workflow(client, order, settings.task_queue)
+        return handle.result_run_id, await handle.result()
+
+    results = await asyncio.gather(*(caller() for _ in range(callers)))
+
+    run_ids = {run_id for run_id, _ in results}
+    outcomes = {outcome for _, outcome in results}
+    assert len(run_ids) == 1 and None not in run_ids
+    assert len(outcomes) == 1
+    (outcome,) = outcomes
+    assert outcome.status == "charged" and outcome.balance_after == 9_750
+    assert outcome.run_id in run_ids
+    assert counted.executions == 1
+    assert await ledger.charges_for(order.order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 9_750
+
+
+async def test_start_after_completion_replays_the_closed_run(
+    client: Client, ledger: Ledger, settings: Settings, counted: CountingFeeActivities
+) -> None:
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 100)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=40)
+
+    first = await start_fee_workflow(client, order, settings.task_queue)
+    first_outcome = await first.result()
+    again = await start_fee_workflow(client, order, settings.task_queue)
+
+    assert await again.result() == first_outcome
+    assert counted.executions == 1
+    assert (await ledger.get_account(account_id)).balance == 60
+
+
+async def test_business_failure_is_a_typed_non_retryable_error(
+    client: Client, ledger: Ledger, settings: Settings, counted: CountingFeeActivities
+) -> None:
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 10)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=11)
+
+    handle = await start_fee_workflow(client, order, settings.task_queue)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError)
+    assert isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == "InsufficientFunds"
+    assert cause.cause.non_retryable
+    assert counted.executions == 1
+    recorded = await ledger.get_fee_outcome(order.order_id)
+    assert recorded is not None and recorded.status == "insufficient_funds"
+
+
+async def test_activity_applied_twice_charges_once(ledger: Ledger) -> None:
+    """As after a crash between the ledger commit and the completion report."""
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 1_000)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
+    activities = FeeActivities(ledger)
+    environment = ActivityEnvironment()
+
+    first = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+    second = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+
+    assert first == second
+    assert first.balance_after == 700
+    assert await ledger.charges_for(order.order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 700
+
+
+async def test_activity_rejects_a_reused_key_without_charging(ledger: Ledger) -> None:
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 1_000)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
+    activities = FeeActivities(ledger)
+    environment = ActivityEnvironment()
+    await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+
+    with pytest.raises(ApplicationError) as raised:
+        await environment.run(
+            activities.apply_fee,
+            ApplyFeeInput(order=order.model_copy(update={"amount": 1})),
+        )
+
+    assert raised.value.type == "IdempotencyKeyReused"
+    assert raised.value.non_retryable
+    assert (await ledger.get_account(account_id)).balance == 700
