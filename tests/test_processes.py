@@ -1,0 +1,142 @@
+"""The real commands as separate processes: API, workers, ``up``, and a worker killed mid-way."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import psutil
+from temporalio.client import Client
+
+from superscript.fees.client import start_fee_workflow
+from superscript.ledger import FeeOrder, Ledger
+from superscript.settings import Settings
+from tests.conftest import unique
+from tests.processes import free_port, service_env, start, wait_for_file, wait_healthy
+
+
+async def test_api_and_worker_as_separate_processes(
+    tmp_path: Path, temporal_address: str, ledger: Ledger, settings: Settings
+) -> None:
+    port = free_port()
+    env = service_env(
+        TEMPORAL_ADDRESS=temporal_address,
+        SUPERSCRIPT_DATABASE_URL=settings.database_url,
+        SUPERSCRIPT_DATA_DIR=str(tmp_path),
+        SUPERSCRIPT_TASK_QUEUE=settings.task_queue,
+        SUPERSCRIPT_PORT=str(port),
+    )
+    worker = start("worker", ["worker"], env, tmp_path)
+    api = start("api", ["api"], env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(base, api)
+        account_id, order_id = unique("acc"), unique("order")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            created = await http.post("/accounts", json={"account_id": account_id, "balance": 500})
+            assert created.status_code == 201
+            barrier = asyncio.Barrier(20)
+
+            async def call() -> httpx.Response:
+                await barrier.wait()
+                return await http.post(
+                    f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 125}
+                )
+
+            responses = await asyncio.gather(*(call() for _ in range(20)))
+
+        assert {response.status_code for response in responses} == {200}
+        assert len({response.text for response in responses}) == 1
+        assert responses[0].json()["balance_after"] == 375
+        assert await ledger.charges_for(order_id) == 1
+        assert (await ledger.get_account(account_id)).balance == 375
+    finally:
+        codes = [await api.terminate(), await worker.terminate()]
+    assert codes == [0, 0], api.output() + worker.output()
+
+
+async def test_worker_killed_after_commit_charges_once(
+    tmp_path: Path, temporal_address: str, client: Client, ledger: Ledger, settings: Settings
+) -> None:
+    """SIGKILL between the ledger commit and the completion report: the retry replays."""
+    failpoints = tmp_path / "failpoints"
+    env = service_env(
+        TEMPORAL_ADDRESS=temporal_address,
+        SUPERSCRIPT_DATABASE_URL=settings.database_url,
+        SUPERSCRIPT_DATA_DIR=str(tmp_path),
+        SUPERSCRIPT_TASK_QUEUE=settings.task_queue,
+    )
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 1_000)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=400)
+
+    doomed = start(
+        "doomed-worker",
+        ["worker"],
+        {
+            **env,
+            "SUPERSCRIPT_FAILPOINTS": "fee-after-commit",
+            "SUPERSCRIPT_FAILPOINT_DIR": str(failpoints),
+        },
+        tmp_path,
+    )
+    handle = await start_fee_workflow(client, order, settings.task_queue)
+    await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
+    doomed.kill()
+
+    # The charge is committed, but Temporal never heard back about it.
+    assert await ledger.charges_for(order.order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 600
+
+    survivor = start("survivor-worker", ["worker"], env, tmp_path)
+    try:
+        outcome = await asyncio.wait_for(handle.result(), 60)
+    finally:
+        assert await survivor.terminate() == 0
+    assert outcome.status == "charged"
+    assert outcome.balance_after == 600
+    assert await ledger.charges_for(order.order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 600
+    assert await ledger.invariant([account_id]) == (1_000, 1_000)
+
+
+async def test_up_runs_everything_persists_and_stops_cleanly(tmp_path: Path) -> None:
+    """``superscript up`` on its embedded dev server, stopped and started again on its data."""
+    ports = {
+        "SUPERSCRIPT_PORT": str(free_port()),
+        "SUPERSCRIPT_TEMPORAL_PORT": str(free_port()),
+        "SUPERSCRIPT_TEMPORAL_UI_PORT": str(free_port()),
+    }
+    env = service_env(SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"), **ports)
+    base = f"http://127.0.0.1:{ports['SUPERSCRIPT_PORT']}"
+    account_id, order_id = unique("acc"), unique("order")
+
+    first = start("up-1", ["up"], env, tmp_path)
+    try:
+        await wait_healthy(base, first)
+        children = psutil.Process(first.process.pid).children(recursive=True)
+        assert any("temporal" in child.name() for child in children)
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            await http.post("/accounts", json={"account_id": account_id, "balance": 90})
+            charged = await http.post(
+                f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 40}
+            )
+        assert charged.status_code == 200, charged.text
+    finally:
+        assert await first.terminate() == 0, first.output()
+    assert "API docs" in first.output() and "Web UI" in first.output()
+    assert not [child for child in children if child.is_running()]
+
+    second = start("up-2", ["up"], env, tmp_path)
+    try:
+        await wait_healthy(base, second)
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            again = await http.post(
+                f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 40}
+            )
+            balance = (await http.get(f"/accounts/{account_id}")).json()["balance"]
+    finally:
+        assert await second.terminate() == 0, second.output()
+    assert again.status_code == 200 and again.json() == charged.json()
+    assert balance == 50
