@@ -1,8 +1,6 @@
 """The script runner, with real subprocesses: environment, argv, output caps, exit codes,
 and that timeouts and cancellations leave no process of the script behind."""
 
-# Tiny local files checked between awaits: blocking pathlib calls are harmless here.
-# ruff: noqa: ASYNC240
 
 from __future__ import annotations
 
