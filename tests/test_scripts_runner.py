@@ -1,7 +1,6 @@
 """The script runner, with real subprocesses: environment, argv, output caps, exit codes,
 and that timeouts and cancellations leave no process of the script behind."""
 
-
 from __future__ import annotations
 
 import asyncio
