@@ -92,6 +92,7 @@ async def test_start_after_completion_replays_the_closed_run(
     again = await start_fee_workflow(client, order, settings.task_queue)
 
     assert await again.result() == first_outcome
+    assert again.result_run_id == first.result_run_id is not None
     assert counted.executions == 1
     assert (await ledger.get_account(account_id)).balance == 60
 

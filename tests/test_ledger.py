@@ -9,13 +9,13 @@ import pytest
 from superscript.ledger import (
     AccountExists,
     AccountNotFound,
+    Applied,
     Decider,
     FeeOrder,
     IdempotencyKeyReused,
     InsufficientFunds,
     Ledger,
 )
-from superscript.ledger.store import Applied
 from tests.conftest import unique
 
 DECIDER = Decider(workflow_id="test", run_id="run-1")

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from superscript import runtime
-from superscript.devserver import DevServer
+from superscript import batch_cli
+from superscript import demo as demo_module
 from superscript.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from superscript.devserver import DevServer
+
+# The services (API, worker, dev server) are imported where they run, so that the client
+# commands (batch, demo) start without loading the whole server.
 
 app = typer.Typer(
     help="SuperScript: payment operations that happen exactly once per order.",
@@ -109,6 +115,8 @@ def up(
             console.print("            Temporal from TEMPORAL_ADDRESS (no embedded server)")
         console.print("            Ctrl-C stops everything.")
 
+    from superscript import runtime
+
     _run(runtime.up(settings, announce))
 
 
@@ -138,6 +146,8 @@ def dev_server(
     def announce(server: DevServer) -> None:
         console.print(f"Temporal dev server {server.address}  Web UI {server.ui_url}")
 
+    from superscript import runtime
+
     _run(runtime.dev_server_until_stopped(settings, announce))
 
 
@@ -164,6 +174,8 @@ def worker(
         task_queue=task_queue,
     )
     _logging()
+    from superscript import runtime
+
     _run(runtime.run_until_stopped(lambda stop: runtime.serve_worker(settings, stop)))
 
 
@@ -195,7 +207,86 @@ def api(
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    from superscript import runtime
+
     _run(runtime.run_until_stopped(lambda stop: runtime.serve_api(settings, stop)))
+
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        help="the API's base URL (default: http://SUPERSCRIPT_HOST:SUPERSCRIPT_PORT)",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def demo(api: ApiUrl = None) -> None:
+    """The seed's four demonstrations against a running stack, told as a story.
+
+    (1) the naive routes charge twice and pay three times, (2) the idempotent fee charges
+    once, (3) the payment script runs once, (4) a batch replays what was paid before.
+    Without a stack at the API address it starts its own (superscript up, fresh data dir)
+    and stops it at the end. Exit code 1 if any demonstration did not show what it should.
+    """
+    settings = _settings()
+    try:
+        ok = asyncio.run(demo_module.demo(settings, console, api))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+batch_app = typer.Typer(
+    help="Submit a CSV file as one batch, and follow a batch's progress.",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("submit", help=f"Submit FILE.csv as one batch.\n\n{batch_cli.FORMAT_HELP}")
+def batch_submit(
+    file: Annotated[Path, typer.Argument(help="the CSV file", show_default=False)],
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-id",
+            help="the batch ID (default: csv- and a digest of the items)",
+            show_default=False,
+        ),
+    ] = None,
+    script: Annotated[
+        str | None,
+        typer.Option("--script", help="run this script per row instead of charging fees"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="show a progress bar until the batch completes")
+    ] = False,
+    api: ApiUrl = None,
+) -> None:
+    code = batch_cli.submit_command(
+        file,
+        settings=_settings(),
+        console=console,
+        batch_id=batch_id,
+        script=script,
+        wait=wait,
+        api=api,
+    )
+    raise typer.Exit(code)
+
+
+@batch_app.command("status")
+def batch_status(
+    batch_id: Annotated[str, typer.Argument(help="the batch ID", show_default=False)],
+    api: ApiUrl = None,
+) -> None:
+    """One batch's progress: how many items succeeded, were replayed, failed, are pending."""
+    raise typer.Exit(
+        batch_cli.status_command(batch_id, settings=_settings(), console=console, api=api)
+    )
 
 
 def main() -> None:

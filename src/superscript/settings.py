@@ -9,12 +9,13 @@ configuration, so that ``TEMPORAL_ADDRESS`` and profiles work as everywhere else
 from __future__ import annotations
 
 import ipaddress
-import os
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from temporalio.envconfig import ClientConfigProfile
 
 BUNDLED_SCRIPTS_DIR = Path(__file__).parent / "bundled_scripts"
 
@@ -53,14 +54,22 @@ class Settings(BaseSettings):
     @classmethod
     def _check_delay(cls, value: tuple[float, float]) -> tuple[float, float]:
         lo, hi = value
-        if lo < 0 or hi < lo:
+        # "nan" and "inf" parse as floats but are no delay: inf would sleep forever.
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
             raise ValueError("naive delay must be 'LOW-HIGH' seconds with 0 <= LOW <= HIGH")
         return value
 
     @field_validator("api_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
+        # Surrounding whitespace (a trailing newline from `$(cat token-file)`) can never
+        # be sent in a header, so it is no part of the token; a blank token is no token.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -70,8 +79,12 @@ class Settings(BaseSettings):
 
     @property
     def temporal_embedded(self) -> bool:
-        """True when no outside Temporal cluster is configured, so ours is used."""
-        return not os.environ.get("TEMPORAL_ADDRESS")
+        """True when no outside Temporal cluster is configured, so ours is used.
+
+        Configured means an address in Temporal's own environment configuration:
+        ``TEMPORAL_ADDRESS`` or the address of the active profile in its config file.
+        """
+        return not ClientConfigProfile.load().address
 
     @property
     def host_is_loopback(self) -> bool:

@@ -10,9 +10,16 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from superscript.batches.activities import BatchActivities
+from superscript.batches.store import BatchStore
+from superscript.batches.workflows import BatchWorkflow
 from superscript.fees.activities import FeeActivities
 from superscript.fees.workflows import FeeDeductionWorkflow
 from superscript.ledger import Ledger
+from superscript.scripts.activities import ScriptActivities
+from superscript.scripts.records import ScriptRuns
+from superscript.scripts.registry import Registry
+from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.settings import Settings
 
 # In-flight activities get this long to finish after SIGTERM before they are cancelled.
@@ -20,12 +27,25 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
 def workflows() -> Sequence[type]:
-    return [FeeDeductionWorkflow]
+    return [FeeDeductionWorkflow, BatchWorkflow, SinglePaymentCollectionWorkflow]
 
 
-def activities(ledger: Ledger, settings: Settings) -> Sequence[Any]:
+def activities(client: Client, ledger: Ledger, settings: Settings) -> Sequence[Any]:
     fees = FeeActivities(ledger)
-    return [fees.apply_fee]
+    batches = BatchActivities(
+        BatchStore(ledger), Registry(settings.scripts_dir), ScriptRuns(ledger.engine), client
+    )
+    scripts = ScriptActivities.from_settings(ledger.engine, settings)
+    return [
+        fees.apply_fee,
+        scripts.run_payment_script,
+        scripts.record_script_result,
+        batches.apply_fee_chunk,
+        batches.plan_script_chunk,
+        batches.record_batch_items,
+        batches.fetch_script_run,
+        batches.complete_batch,
+    ]
 
 
 def build_worker(client: Client, ledger: Ledger, settings: Settings) -> Worker:
@@ -33,7 +53,7 @@ def build_worker(client: Client, ledger: Ledger, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=workflows(),
-        activities=activities(ledger, settings),
+        activities=activities(client, ledger, settings),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_concurrent_activities=200,
     )

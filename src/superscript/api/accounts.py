@@ -7,14 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from superscript.api.problems import Problem
-from superscript.api.schemas import AccountBody, AccountIdPath, CreateAccount
+from superscript.api.schemas import AccountBody, AccountIdPath, CreateAccount, problem_responses
 from superscript.api.state import Services, services
 from superscript.ledger import LedgerError
 
 router = APIRouter(tags=["accounts"])
 
 
-@router.post("/accounts", status_code=201, response_model=AccountBody)
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountBody,
+    responses=problem_responses(409, 422),
+)
 async def create_account(
     body: CreateAccount, svc: Annotated[Services, Depends(services)]
 ) -> AccountBody:
@@ -25,7 +30,9 @@ async def create_account(
     return AccountBody(account_id=account.account_id, balance=account.balance)
 
 
-@router.get("/accounts/{account_id}", response_model=AccountBody)
+@router.get(
+    "/accounts/{account_id}", response_model=AccountBody, responses=problem_responses(404, 422)
+)
 async def get_account(
     account_id: AccountIdPath, svc: Annotated[Services, Depends(services)]
 ) -> AccountBody:

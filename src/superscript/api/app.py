@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from superscript.api import accounts, auth, fees, health, metrics, problems
+from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
+from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.state import Services
 from superscript.ledger import Ledger
+from superscript.scripts.registry import Registry
 from superscript.settings import Settings
 from superscript.temporal_client import connect
 
@@ -34,7 +36,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ledger is not None and client is not None:
             app.state.services = Services(
-                settings=settings, ledger=ledger, client=client, metrics=app_metrics
+                settings=settings,
+                ledger=ledger,
+                client=client,
+                metrics=app_metrics,
+                registry=Registry(settings.scripts_dir),
             )
             yield
             return
@@ -42,7 +48,11 @@ def create_app(
         # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
         client_ = await connect(settings, lazy=True)
         app.state.services = Services(
-            settings=settings, ledger=ledger_, client=client_, metrics=app_metrics
+            settings=settings,
+            ledger=ledger_,
+            client=client_,
+            metrics=app_metrics,
+            registry=Registry(settings.scripts_dir),
         )
         try:
             yield
@@ -57,8 +67,10 @@ def create_app(
     )
     app_metrics = metrics.Metrics()
     problems.install(app)
+    # Outermost last: metrics see everything, auth refuses before any body is read.
+    app.add_middleware(BodyLimitMiddleware)
     auth.install(app, settings)
     metrics.install(app, app_metrics)
-    for module in (health, accounts, fees):
+    for module in (health, accounts, fees, batches, scripts):
         app.include_router(module.router)
     return app

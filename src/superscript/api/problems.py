@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from superscript.ledger.errors import LedgerError
 
@@ -74,6 +75,42 @@ HTTP_CODES: dict[int, str] = {
 }
 
 
+UNPARSABLE_BODY: dict[str, Any] = {
+    "loc": ["body"],
+    "msg": "JSON could not be parsed (a number with too many digits, or nesting too deep)",
+    "type": "json_invalid",
+}
+
+
+def validation_problem(errors: list[dict[str, Any]]) -> JSONResponse:
+    """A 422 ``validation_error`` whose detail names the first failing location."""
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    return problem_response(422, "validation_error", f"{where}: {first['msg']}", errors=errors)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Keys the routing of this request wrote into its scope; a fresh match must not see them.
+ROUTING_KEYS = frozenset({"fastapi", "route", "endpoint", "path_params"})
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path.
+
+    Starlette's 405 names only the methods of the first route that matched the path, so
+    ``PUT /orders/x/fee`` would say ``Allow: POST`` though ``GET`` is served there too.
+    """
+    base = {key: value for key, value in request.scope.items() if key not in ROUTING_KEYS}
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**base, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     """Every error the app can produce leaves as problem+json with a ``code``."""
 
@@ -87,15 +124,22 @@ def install(app: FastAPI) -> None:
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
             for err in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
-        return problem_response(422, "validation_error", f"{where}: {first['msg']}", errors=errors)
+        return validation_problem(errors)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's "error parsing the body": JSON that Python will not decode, such as
+            # an integer of more than 4,300 digits. Like malformed JSON (which FastAPI
+            # reports as a validation error), and as the contract says of out-of-bounds
+            # numbers, that is a 422 validation_error.
+            return validation_problem([UNPARSABLE_BODY])
         code = HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(exc.status_code, code, detail, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and (methods := allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        return problem_response(exc.status_code, code, detail, headers=headers)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

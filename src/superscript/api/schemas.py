@@ -88,3 +88,60 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
         status: {"model": ProblemBody, "content": {"application/problem+json": {}}}
         for status in statuses
     }
+
+
+MAX_BATCH_ITEMS = 1_000_000
+MAX_ARGS = 256
+Arg = Annotated[str, StringConstraints(strict=True, max_length=4096)]
+
+
+class FeeItemIn(Strict):
+    order_id: Identifier
+    account_id: Identifier
+    amount: Amount
+
+
+class ScriptItemIn(Strict):
+    order_id: Identifier
+    args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = []
+
+
+class FeeBatchRequest(Strict):
+    batch_id: Identifier
+    kind: Literal["fee"]
+    items: Annotated[list[FeeItemIn], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class ScriptBatchRequest(Strict):
+    batch_id: Identifier
+    kind: Literal["script"]
+    script: Identifier
+    items: Annotated[list[ScriptItemIn], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+BatchRequest = Annotated[FeeBatchRequest | ScriptBatchRequest, Field(discriminator="kind")]
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    kind: Literal["fee", "script"]
+    status: Literal["running", "completed"]
+    total: int
+    workflow_id: str
+
+
+class BatchStatusBody(BaseModel):
+    batch_id: str
+    kind: Literal["fee", "script"]
+    status: Literal["running", "completed"]
+    total: int
+    succeeded: int
+    replayed: int
+    failed: int
+    pending: int
+
+
+class BatchItemsPage(BaseModel):
+    batch_id: str
+    items: list[dict[str, object]]
+    next_after: int | None

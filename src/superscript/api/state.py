@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from superscript.api.metrics import Metrics
 from superscript.ledger import Ledger
+from superscript.scripts.registry import Registry
 from superscript.settings import Settings
 
 
@@ -18,6 +19,7 @@ class Services:
     ledger: Ledger
     client: Client
     metrics: Metrics
+    registry: Registry
 
 
 def services(request: Request) -> Services:

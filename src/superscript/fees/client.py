@@ -10,7 +10,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from superscript.fees.models import FeeDeductionInput, fee_workflow_id
 from superscript.fees.workflows import FeeDeductionWorkflow
-from superscript.ledger.store import FeeOrder, FeeOutcome
+from superscript.ledger.models import FeeOrder, FeeOutcome
 
 
 async def start_fee_workflow(
@@ -31,8 +31,11 @@ async def start_fee_workflow(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(FeeDeductionWorkflow.run, workflow_id)
+    except WorkflowAlreadyStartedError as exc:
+        # The run that holds the ID, so every caller names the same run.
+        return client.get_workflow_handle_for(
+            FeeDeductionWorkflow.run, workflow_id, run_id=exc.run_id
+        )
 
 
 async def wait_for_outcome(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from superscript.ledger.store import FeeOrder
+from superscript.ledger.models import FeeOrder
 
 WORKFLOW_ID_PREFIX = "FEE-WF-"
 

@@ -11,7 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from superscript.fees.activities import FeeActivities
     from superscript.fees.errors import NON_RETRYABLE_TYPES
     from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
-    from superscript.ledger.store import FeeOutcome
+    from superscript.ledger.models import FeeOutcome
 
 # One ledger transaction: seconds at most, so a lost worker is noticed quickly.
 APPLY_FEE_TIMEOUT = timedelta(seconds=10)

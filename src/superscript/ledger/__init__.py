@@ -7,12 +7,14 @@ from superscript.ledger.errors import (
     InsufficientFunds,
     LedgerError,
 )
-from superscript.ledger.store import Account, Decider, FeeOrder, FeeOutcome, Ledger
+from superscript.ledger.models import Account, Applied, Decider, FeeOrder, FeeOutcome
+from superscript.ledger.store import Ledger
 
 __all__ = [
     "Account",
     "AccountExists",
     "AccountNotFound",
+    "Applied",
     "Decider",
     "FeeOrder",
     "FeeOutcome",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from superscript.ledger import schema
+from superscript.ledger.apply import apply_orders_in
 from superscript.ledger.engine import create_engine, is_sqlite, migrate
 from superscript.ledger.errors import (
     AccountExists,
@@ -19,73 +18,9 @@ from superscript.ledger.errors import (
     IdempotencyKeyReused,
     InsufficientFunds,
 )
+from superscript.ledger.models import Account, Applied, Decider, FeeOrder, FeeOutcome
 
-FeeStatus = Literal["charged", "account_not_found", "insufficient_funds"]
-
-
-class Account(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    account_id: str
-    balance: int
-
-
-class FeeOrder(BaseModel):
-    """What a caller asks for: take ``amount`` from ``account_id`` for ``order_id``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    order_id: str
-    account_id: str
-    amount: int
-
-
-class Decider(BaseModel):
-    """The workflow run that decided an order, reported to every later caller."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workflow_id: str
-    run_id: str | None = None
-
-
-class FeeOutcome(BaseModel):
-    """The recorded, final outcome of one order; replayed verbatim to every caller."""
-
-    model_config = ConfigDict(frozen=True)
-
-    order_id: str
-    account_id: str
-    amount: int
-    status: FeeStatus
-    balance_after: int | None
-    balance_seen: int | None
-    workflow_id: str
-    run_id: str | None
-
-    @property
-    def failure(self) -> AccountNotFound | InsufficientFunds | None:
-        """The business error this outcome stands for, or None when it was charged."""
-        if self.status == "account_not_found":
-            return AccountNotFound(f"account {self.account_id!r} does not exist")
-        if self.status == "insufficient_funds":
-            return InsufficientFunds(
-                f"account {self.account_id!r} had {self.balance_seen} and order "
-                f"{self.order_id!r} needs {self.amount}"
-            )
-        return None
-
-    def matches(self, order: FeeOrder) -> bool:
-        return self.account_id == order.account_id and self.amount == order.amount
-
-
-class Applied(BaseModel):
-    """An outcome and whether this call decided it (False: it was already recorded)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    outcome: FeeOutcome
-    applied: bool
+__all__ = ["Account", "Applied", "Decider", "FeeOrder", "FeeOutcome", "Ledger"]
 
 
 class Ledger:
@@ -105,7 +40,8 @@ class Ledger:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; on SQLite it takes the write lock up front."""
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(write=True)
             async with conn.begin():
@@ -119,7 +55,7 @@ class Ledger:
 
     async def create_account(self, account_id: str, balance: int) -> Account:
         try:
-            async with self._write() as conn:
+            async with self.write() as conn:
                 await conn.execute(
                     schema.accounts.insert().values(
                         account_id=account_id, balance=balance, opening_balance=balance
@@ -157,8 +93,12 @@ class Ledger:
         """Apply many orders in one transaction; each is decided at most once."""
         for _attempt in range(3):
             try:
-                async with self._write() as conn:
-                    return [await _apply_one(conn, order, decider) for order in orders]
+                async with self.write() as conn:
+                    results = await apply_orders_in(conn, orders, decider)
+                    conflicts = [r for r in results if isinstance(r, IdempotencyKeyReused)]
+                    if conflicts:
+                        raise conflicts[0]
+                    return [r for r in results if isinstance(r, Applied)]
             except IntegrityError:
                 # A concurrent transaction recorded one of these orders first (PostgreSQL
                 # only: SQLite writers are serialised). Everything here was rolled back;
@@ -168,7 +108,7 @@ class Ledger:
 
     async def naive_deduct(self, order: FeeOrder) -> Account:
         """The seed's DeductFee: deduct every time it is called. Kept to show the problem."""
-        async with self._write() as conn:
+        async with self.write() as conn:
             balance = await _deduct(conn, order.account_id, order.amount)
             if balance is None:
                 await _raise_why_not(conn, order)
@@ -256,44 +196,3 @@ async def _raise_why_not(conn: AsyncConnection, order: FeeOrder) -> None:
     raise InsufficientFunds(
         f"account {order.account_id!r} has {balance} and the fee is {order.amount}"
     )
-
-
-async def _apply_one(conn: AsyncConnection, order: FeeOrder, decider: Decider) -> Applied:
-    existing = await _read_outcome(conn, order.order_id)
-    if existing is not None:
-        if not existing.matches(order):
-            raise IdempotencyKeyReused(
-                f"order {order.order_id!r} was already decided for account "
-                f"{existing.account_id!r} and amount {existing.amount}"
-            )
-        return Applied(outcome=existing, applied=False)
-
-    status: FeeStatus
-    balance_after = await _deduct(conn, order.account_id, order.amount)
-    balance_seen: int | None = None
-    if balance_after is not None:
-        status = "charged"
-        await conn.execute(
-            schema.entries.insert().values(
-                account_id=order.account_id,
-                order_id=order.order_id,
-                amount=order.amount,
-                kind="fee",
-            )
-        )
-    else:
-        balance_seen = await _balance(conn, order.account_id)
-        status = "account_not_found" if balance_seen is None else "insufficient_funds"
-
-    outcome = FeeOutcome(
-        order_id=order.order_id,
-        account_id=order.account_id,
-        amount=order.amount,
-        status=status,
-        balance_after=balance_after,
-        balance_seen=balance_seen,
-        workflow_id=decider.workflow_id,
-        run_id=decider.run_id,
-    )
-    await conn.execute(schema.fee_outcomes.insert().values(**outcome.model_dump()))
-    return Applied(outcome=outcome, applied=True)

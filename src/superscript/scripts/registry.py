@@ -29,7 +29,9 @@ DEFAULT_MAX_ATTEMPTS: Final = 1
 HEADER_MAX_LINES: Final = 50
 HEADER_MAX_BYTES: Final = 64 * 1024
 
-BUNDLED_SCRIPTS_DIR: Final = Path(__file__).resolve().parent.parent / "bundled_scripts"
+# Not resolve()d: the workflow sandbox re-imports this package and forbids file-system
+# calls at import time (module __file__ is absolute already).
+BUNDLED_SCRIPTS_DIR: Final = Path(__file__).parent.parent / "bundled_scripts"
 """The example scripts shipped with the package (the default scripts dir)."""
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -1,0 +1,110 @@
+"""Batch routes: submit up to a million orders at once, then follow their progress."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+
+from superscript.api.problems import Problem
+from superscript.api.schemas import (
+    ID_PATTERN,
+    BatchAccepted,
+    BatchItemsPage,
+    BatchRequest,
+    BatchStatusBody,
+    FeeBatchRequest,
+    problem_responses,
+)
+from superscript.api.state import Services, services
+from superscript.batches.client import ensure_batch_workflow
+from superscript.batches.models import Batch, FeeItem, ScriptItem
+from superscript.batches.store import BatchStore
+from superscript.ledger import LedgerError
+from superscript.scripts.registry import ScriptNotFound
+
+router = APIRouter(tags=["batches"])
+Svc = Annotated[Services, Depends(services)]
+BatchIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
+
+
+def _status(batch: Batch) -> BatchStatusBody:
+    return BatchStatusBody(
+        batch_id=batch.batch_id,
+        kind=batch.kind,
+        status=batch.status,
+        total=batch.total,
+        succeeded=batch.succeeded,
+        replayed=batch.replayed,
+        failed=batch.failed,
+        pending=batch.pending,
+    )
+
+
+@router.post(
+    "/batches",
+    status_code=202,
+    response_model=BatchAccepted,
+    responses=problem_responses(404, 422),
+)
+async def submit_batch(body: BatchRequest, svc: Svc) -> JSONResponse:
+    """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op."""
+    store = BatchStore(svc.ledger)
+    items: list[FeeItem | ScriptItem]
+    script: str | None = None
+    if isinstance(body, FeeBatchRequest):
+        items = [FeeItem(**item.model_dump()) for item in body.items]
+    else:
+        script = body.script
+        try:
+            svc.registry.get(script)
+        except ScriptNotFound as exc:
+            raise Problem(404, exc.code, exc.detail, script=script) from exc
+        items = [ScriptItem(**item.model_dump()) for item in body.items]
+    try:
+        batch, _created = await store.create(body.batch_id, body.kind, script, items)
+    except LedgerError as exc:
+        raise Problem.from_ledger(exc, batch_id=body.batch_id) from exc
+    await ensure_batch_workflow(svc.client, batch, svc.settings.task_queue)
+    accepted = BatchAccepted(
+        batch_id=batch.batch_id,
+        kind=batch.kind,
+        status=batch.status,
+        total=batch.total,
+        workflow_id=batch.workflow_id,
+    )
+    return JSONResponse(accepted.model_dump(), status_code=202)
+
+
+async def _batch(svc: Services, batch_id: str) -> Batch:
+    batch = await BatchStore(svc.ledger).get(batch_id)
+    if batch is None:
+        raise Problem(404, "batch_not_found", f"no batch {batch_id!r}", batch_id=batch_id)
+    return batch
+
+
+@router.get("/batches/{batch_id}", response_model=BatchStatusBody, responses=problem_responses(404))
+async def batch_status(batch_id: BatchIdPath, svc: Svc) -> BatchStatusBody:
+    return _status(await _batch(svc, batch_id))
+
+
+@router.get(
+    "/batches/{batch_id}/items", response_model=BatchItemsPage, responses=problem_responses(404)
+)
+async def batch_items(
+    batch_id: BatchIdPath,
+    svc: Svc,
+    status: Annotated[Literal["pending", "succeeded", "replayed", "failed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int | None, Query(ge=-1)] = None,
+) -> BatchItemsPage:
+    """Items in submission order with their outcomes; page on with ``after=next_after``."""
+    await _batch(svc, batch_id)
+    items = await BatchStore(svc.ledger).items(batch_id, status, limit, after)
+    next_after = items[-1].seq if len(items) == limit else None
+    return BatchItemsPage(
+        batch_id=batch_id,
+        items=[item.model_dump(exclude_none=True) for item in items],
+        next_after=next_after,
+    )

@@ -1,0 +1,69 @@
+"""Request body limits: a 413 problem before a huge body is read into memory.
+
+The limit is sized per route: ``POST /batches`` takes up to a million items, every other
+route a small JSON object. Declared lengths are checked up front; chunked bodies are
+counted as they arrive, so no client can stream past the limit either.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from superscript.api.problems import problem_response
+
+# A million fee items with generous identifiers (about 120 bytes each in JSON).
+BATCH_BODY_LIMIT: Final = 160 * 1024 * 1024
+DEFAULT_BODY_LIMIT: Final = 1024 * 1024
+
+
+def body_limit(method: str, path: str) -> int:
+    if method == "POST" and path.rstrip("/") == "/batches":
+        return BATCH_BODY_LIMIT
+    return DEFAULT_BODY_LIMIT
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI: reads the body up to the limit, then hands the app exactly those chunks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["method"], scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _refuse(scope, receive, send, limit)
+            return
+        chunks: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                chunks.append(message)
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                await _refuse(scope, receive, send, limit)
+                return
+            chunks.append(message)
+            if not message.get("more_body", False):
+                break
+        replay = iter(chunks)
+
+        async def replaying_receive() -> Message:
+            # After the buffered body, pass on whatever comes next (a disconnect).
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replaying_receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = problem_response(
+        413, "payload_too_large", f"the request body may be at most {limit} bytes"
+    )
+    await response(scope, receive, send)

@@ -1,0 +1,252 @@
+"""Script routes: the registry, the naive run-every-time route and the run-once route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from superscript.api.problems import Problem, problem_response
+from superscript.api.schemas import ID_PATTERN, Identifier, PendingBody, Strict, problem_responses
+from superscript.api.state import Services, services
+from superscript.ledger import LedgerError
+from superscript.scripts.client import (
+    RunUndecided,
+    request_script_run,
+    script_handle,
+    wait_for_result,
+)
+from superscript.scripts.models import ScriptRunResult, script_workflow_id
+from superscript.scripts.records import ScriptRuns
+from superscript.scripts.registry import ScriptNotFound, ScriptSpec
+from superscript.scripts.runner import run_script
+
+MAX_ARGS: Final = 256
+MAX_ARG_CHARS: Final = 4096
+MAX_ARGS_TOTAL_CHARS: Final = 64 * 1024
+"""All args together: far below the kernel's argv limit, whatever the encoding."""
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""A declared body larger than this is refused before it is read (413)."""
+# A closed run's result is in Temporal already: fetching it takes milliseconds.
+CLOSED_RESULT_WAIT_SECONDS: Final = 10.0
+
+
+def _plain_text(arg: str) -> str:
+    """An argv entry: no NUL (exec can't pass it) and no lone surrogate (not encodable)."""
+    if "\x00" in arg:
+        raise ValueError("an argument may not contain a NUL character")
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("an argument must be valid Unicode text") from exc
+    return arg
+
+
+ScriptArg = Annotated[
+    str, StringConstraints(strict=True, max_length=MAX_ARG_CHARS), AfterValidator(_plain_text)
+]
+ScriptNamePath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
+OrderIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
+
+
+class ScriptRunRequest(Strict):
+    order_id: Identifier
+    args: Annotated[list[ScriptArg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
+
+    @field_validator("args")
+    @classmethod
+    def _bounded_total(cls, args: list[str]) -> list[str]:
+        if sum(len(arg) for arg in args) > MAX_ARGS_TOTAL_CHARS:
+            raise ValueError(f"the args may hold at most {MAX_ARGS_TOTAL_CHARS} characters in all")
+        return args
+
+
+class ScriptInfo(BaseModel):
+    name: str
+    description: str
+    timeout_seconds: float
+    max_attempts: int
+
+
+class NaiveScriptRunBody(BaseModel):
+    order_id: str
+    script: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+class _BoundedBodyRoute(APIRoute):
+    """Refuses a body whose declared length is too large before anything reads it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+                return problem_response(
+                    413, "payload_too_large", f"the body may be at most {MAX_BODY_BYTES} bytes"
+                )
+            return await handler(request)
+
+        return bounded
+
+
+router = APIRouter(tags=["scripts"], route_class=_BoundedBodyRoute)
+Svc = Annotated[Services, Depends(services)]
+
+
+def _spec(svc: Services, name: str) -> ScriptSpec:
+    try:
+        return svc.registry.get(name)
+    except ScriptNotFound as exc:
+        raise Problem(404, exc.code, exc.detail, script=name) from exc
+
+
+def _unavailable(exc: RPCError, order_id: str, name: str) -> Problem:
+    """Temporal did not answer: nothing is decided, the same request may be repeated."""
+    return Problem(
+        503,
+        "temporal_unavailable",
+        f"Temporal did not answer ({exc.status.name if exc.status else 'unknown'}): {exc}",
+        order_id=order_id,
+        script=name,
+    )
+
+
+def _pending(name: str, order_id: str) -> JSONResponse:
+    body = PendingBody(
+        order_id=order_id, status="pending", workflow_id=script_workflow_id(name, order_id)
+    )
+    return JSONResponse(body.model_dump(), status_code=202)
+
+
+@router.get("/scripts", response_model=list[ScriptInfo])
+async def list_scripts(svc: Svc) -> list[ScriptInfo]:
+    """Every registered script with the settings of its header."""
+    return [
+        ScriptInfo(
+            name=spec.name,
+            description=spec.description,
+            timeout_seconds=spec.timeout_seconds,
+            max_attempts=spec.max_attempts,
+        )
+        for spec in svc.registry.list()
+    ]
+
+
+@router.post(
+    "/naive/scripts/{name}/runs",
+    response_model=NaiveScriptRunBody,
+    responses=problem_responses(404, 413, 422, 500),
+)
+async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> NaiveScriptRunBody:
+    """Run the script now, every call: the double payment this project prevents."""
+    spec = _spec(svc, name)
+    try:
+        run = await run_script(
+            spec,
+            body.args,
+            order_id=body.order_id,
+            attempt=1,
+            extra_env={"SUPERSCRIPT_DATA_DIR": str(svc.settings.data_dir.resolve())},
+        )
+    except OSError as exc:
+        raise Problem(
+            500, "script_start_failed", f"script {name!r} could not be started: {exc}"
+        ) from exc
+    return NaiveScriptRunBody(
+        order_id=body.order_id,
+        script=spec.name,
+        exit_code=run.exit_code,
+        stdout=run.stdout,
+        stderr=run.stderr,
+    )
+
+
+@router.post(
+    "/scripts/{name}/runs",
+    response_model=ScriptRunResult,
+    responses={202: {"model": PendingBody}, **problem_responses(404, 413, 422, 503)},
+)
+async def run_once(
+    name: ScriptNamePath, body: ScriptRunRequest, svc: Svc
+) -> Response | ScriptRunResult:
+    """Run the script once per (script, order_id) through ``SCRIPT-WF-{name}-{order_id}``.
+
+    A failed script is still a decided run: 200 with status ``failed``.
+    """
+    spec = _spec(svc, name)
+    try:
+        result = await request_script_run(
+            svc.client,
+            ScriptRuns(svc.ledger.engine),
+            spec,
+            body.order_id,
+            body.args,
+            task_queue=svc.settings.task_queue,
+            wait_seconds=svc.settings.result_wait_seconds,
+        )
+    except LedgerError as exc:  # idempotency_key_reused
+        raise Problem.from_ledger(exc, order_id=body.order_id, script=name) from exc
+    except RunUndecided as exc:
+        raise Problem(503, exc.code, exc.detail, order_id=body.order_id, script=name) from exc
+    except RPCError as exc:
+        raise _unavailable(exc, body.order_id, name) from exc
+    if result is None:
+        return _pending(name, body.order_id)
+    return result
+
+
+@router.get(
+    "/scripts/{name}/runs/{order_id}",
+    response_model=ScriptRunResult,
+    responses={202: {"model": PendingBody}, **problem_responses(404, 503)},
+)
+async def get_run(
+    name: ScriptNamePath, order_id: OrderIdPath, svc: Svc
+) -> Response | ScriptRunResult:
+    """The decided run from its record; else from Temporal; 202 while it runs."""
+    record = await ScriptRuns(svc.ledger.engine).get(name, order_id)
+    if record is not None and record.result is not None:
+        return record.result
+    handle = script_handle(svc.client, name, order_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise _unavailable(exc, order_id, name) from exc
+        if record is not None:
+            # Claimed, but its workflow has not started (yet): the next POST starts it.
+            return _pending(name, order_id)
+        raise Problem(
+            404,
+            "run_not_found",
+            f"no run of script {name!r} for order {order_id!r}",
+            order_id=order_id,
+            script=name,
+        ) from exc
+    if description.close_time is None:
+        return _pending(name, order_id)
+    try:
+        result = await wait_for_result(handle, CLOSED_RESULT_WAIT_SECONDS)
+    except RPCError as exc:
+        raise _unavailable(exc, order_id, name) from exc
+    except WorkflowFailureError as exc:
+        raise Problem(
+            503,
+            "workflow_failed",
+            f"{handle.id} closed ({description.status}) without deciding the run",
+            order_id=order_id,
+            script=name,
+        ) from exc
+    if result is None:
+        return _pending(name, order_id)
+    return result

@@ -1,0 +1,1 @@
+"""Batches: many orders stored in the database and worked through by one workflow."""

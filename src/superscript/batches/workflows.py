@@ -1,0 +1,171 @@
+"""``BatchWorkflow``: pages through a stored batch with a bounded window of work in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from superscript.batches.activities import BatchActivities
+    from superscript.batches.models import (
+        BatchInput,
+        ChunkInput,
+        CompleteBatchInput,
+        Counts,
+        FetchRunInput,
+        ItemDone,
+        PlannedRun,
+        RecordItemsInput,
+        ScriptPlan,
+    )
+    from superscript.scripts.models import (
+        ScriptRunResult,
+        SinglePaymentCollectionInput,
+        script_workflow_id,
+    )
+    from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
+
+# Orders per fee activity: each chunk is one ledger transaction.
+FEE_CHUNK_SIZE = 500
+# Script items per chunk: one child workflow each, so WINDOW * this are in flight at most,
+# far below Temporal's limit of pending children per workflow.
+SCRIPT_CHUNK_SIZE = 50
+# Chunks in flight at once.
+WINDOW = 4
+# Continue-as-new well before Temporal's 51,200-event history limit.
+MAX_HISTORY_EVENTS = 10_000
+
+CHUNK_TIMEOUT = timedelta(minutes=2)
+# Waiting for a run another caller started: as long as its script may take, heartbeating.
+FETCH_TIMEOUT = timedelta(hours=2)
+FETCH_HEARTBEAT = timedelta(seconds=30)
+# Infrastructure faults are retried for as long as it takes: every retry is harmless,
+# since the ledger's unique order key and the item status make a chunk exactly-once.
+CHUNK_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+
+
+@workflow.defn(name="BatchWorkflow")
+class BatchWorkflow:
+    """Works through ``BATCH-WF-{batch_id}``'s items; progress is a query away."""
+
+    def __init__(self) -> None:
+        self._counts = Counts()
+        self._total = 0
+
+    @workflow.query
+    def progress(self) -> Counts:
+        return self._counts
+
+    @workflow.run
+    async def run(self, input: BatchInput) -> Counts:
+        self._counts = input.counts
+        self._total = input.total
+        next_seq = input.next_seq
+        # A list, not a set: the order of tasks must be the same on every replay.
+        in_flight: list[asyncio.Task[Counts]] = []
+        while next_seq < input.total or in_flight:
+            while next_seq < input.total and len(in_flight) < WINDOW and not self._history_full():
+                chunk = ChunkInput(
+                    batch_id=input.batch_id,
+                    start=next_seq,
+                    end=min(next_seq + self._chunk_size(input), input.total),
+                )
+                work = self._fee_chunk(chunk) if input.kind == "fee" else self._script_chunk(chunk)
+                in_flight.append(asyncio.create_task(work))
+                next_seq = chunk.end
+            if not in_flight:
+                break
+            done, in_flight = await workflow.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._counts = self._counts.plus(task.result())
+        if next_seq < input.total:
+            workflow.continue_as_new(
+                input.model_copy(update={"next_seq": next_seq, "counts": self._counts})
+            )
+        await workflow.execute_activity_method(
+            BatchActivities.complete_batch,
+            CompleteBatchInput(batch_id=input.batch_id),
+            start_to_close_timeout=CHUNK_TIMEOUT,
+            retry_policy=CHUNK_RETRY,
+        )
+        return self._counts
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() > MAX_HISTORY_EVENTS
+            or info.is_continue_as_new_suggested()
+        )
+
+    @staticmethod
+    def _chunk_size(input: BatchInput) -> int:
+        return FEE_CHUNK_SIZE if input.kind == "fee" else SCRIPT_CHUNK_SIZE
+
+    async def _fee_chunk(self, chunk: ChunkInput) -> Counts:
+        return await workflow.execute_activity_method(
+            BatchActivities.apply_fee_chunk,
+            chunk,
+            start_to_close_timeout=CHUNK_TIMEOUT,
+            retry_policy=CHUNK_RETRY,
+        )
+
+    async def _script_chunk(self, chunk: ChunkInput) -> Counts:
+        """Claim the chunk's keys, run one child per new key, then record every end."""
+        plan = await workflow.execute_activity_method(
+            BatchActivities.plan_script_chunk,
+            chunk,
+            start_to_close_timeout=CHUNK_TIMEOUT,
+            retry_policy=CHUNK_RETRY,
+        )
+        ends = await asyncio.gather(*(self._script_run(plan, run) for run in plan.runs))
+        recorded = await workflow.execute_activity_method(
+            BatchActivities.record_batch_items,
+            RecordItemsInput(batch_id=chunk.batch_id, items=list(ends)),
+            start_to_close_timeout=CHUNK_TIMEOUT,
+            retry_policy=CHUNK_RETRY,
+        )
+        return plan.counts.plus(recorded)
+
+    async def _script_run(self, plan: ScriptPlan, run: PlannedRun) -> ItemDone:
+        """The seed's orchestrator step: a child per key; one already started is a replay."""
+        try:
+            child = await workflow.start_child_workflow(
+                SinglePaymentCollectionWorkflow.run,
+                SinglePaymentCollectionInput(
+                    script=plan.script,
+                    order_id=run.order_id,
+                    args=run.args,
+                    max_attempts=plan.max_attempts,
+                    timeout_seconds=plan.timeout_seconds,
+                ),
+                id=script_workflow_id(plan.script, run.order_id),
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A payment in flight finishes even if its batch is stopped.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            return await workflow.execute_activity_method(
+                BatchActivities.fetch_script_run,
+                FetchRunInput(seq=run.seq, script=plan.script, order_id=run.order_id),
+                start_to_close_timeout=FETCH_TIMEOUT,
+                heartbeat_timeout=FETCH_HEARTBEAT,
+                retry_policy=CHUNK_RETRY,
+            )
+        result: ScriptRunResult = await child
+        return ItemDone(
+            seq=run.seq,
+            status="succeeded" if result.status == "succeeded" else "failed",
+            outcome=result.status,
+            exit_code=result.exit_code,
+            detail=result.reason,
+        )

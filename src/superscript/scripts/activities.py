@@ -1,0 +1,152 @@
+"""The script activities: run one attempt of a payment script, and record a decided run.
+
+Temporal retries an activity after a failure, a timeout or a lost worker; for a payment
+script that means paying twice. So the retry policy of the workflow allows exactly the
+script's ``max_attempts`` (1 by default), and this activity only asks for a retry
+(a retryable error) while attempts remain: a failed last attempt is returned as the
+run's outcome, never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from superscript.scripts.models import (
+    RecordScriptResultInput,
+    RunPaymentScriptInput,
+    ScriptOutcome,
+)
+from superscript.scripts.records import ScriptRuns
+from superscript.scripts.registry import Registry, ScriptNotFound
+from superscript.scripts.runner import RunResult, run_script
+from superscript.settings import Settings
+
+HEARTBEAT_INTERVAL_SECONDS: Final = 1.0
+
+# ApplicationError.type of each way an attempt can end without an outcome.
+SCRIPT_FAILED: Final = "ScriptFailed"
+"""Retryable: the attempt failed and the script's header allows another."""
+WORKER_SHUTDOWN: Final = "WorkerShutdown"
+"""Retryable: the worker stopped mid-run, the script was killed, attempts remain."""
+SCRIPT_NOT_FOUND: Final = "ScriptNotFound"
+"""Non-retryable: the script was removed after the run was requested; nothing ran."""
+NON_RETRYABLE_TYPES: Final = [SCRIPT_NOT_FOUND]
+
+SHUTDOWN_REASON: Final = "worker shut down during the run; the script was killed"
+
+
+def _outcome_of(run: RunResult, attempt: int) -> ScriptOutcome:
+    reason = None
+    if run.timed_out:
+        reason = f"{run.killed_reason}; the script and every process it started were killed"
+    return ScriptOutcome(
+        status="succeeded" if run.exit_code == 0 else "failed",
+        exit_code=run.exit_code,
+        stdout=run.stdout,
+        stderr=run.stderr,
+        attempts=attempt,
+        reason=reason,
+    )
+
+
+def _failed(attempt: int, reason: str) -> ScriptOutcome:
+    return ScriptOutcome(
+        status="failed", exit_code=None, stdout="", stderr="", attempts=attempt, reason=reason
+    )
+
+
+def _cancelled_by_worker_shutdown() -> bool:
+    """Whether this activity's cancellation comes from its own worker stopping.
+
+    Other cancellations (the workflow asked, or the server already timed the attempt out)
+    are reported as cancellations: Temporal decides what comes of them.
+    """
+    details = activity.cancellation_details()
+    if details is not None:
+        return details.worker_shutdown
+    return activity.is_worker_shutdown()
+
+
+class ScriptActivities:
+    """Holds the registry, the run records and the data dir shared by every run."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        runs: ScriptRuns,
+        data_dir: Path,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS,
+    ) -> None:
+        self.registry = registry
+        self.runs = runs
+        self.data_dir = data_dir.resolve()
+        self.heartbeat_interval = heartbeat_interval
+
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> ScriptActivities:
+        return cls(Registry(settings.scripts_dir), ScriptRuns(engine), settings.data_dir)
+
+    @activity.defn(name="run_payment_script")
+    async def run_payment_script(self, input: RunPaymentScriptInput) -> ScriptOutcome:
+        """Run one attempt; return the run's outcome, or raise to ask for another attempt.
+
+        The script gets ``SUPERSCRIPT_ATTEMPT`` (Temporal's attempt number) and
+        ``SUPERSCRIPT_DATA_DIR``. A cancellation kills the script's process group before
+        it propagates; a stopping worker makes the attempt a failure with that reason.
+        """
+        attempt = activity.info().attempt
+        last = attempt >= input.max_attempts
+        try:
+            spec = self.registry.get(input.script)
+        except ScriptNotFound as exc:
+            raise ApplicationError(
+                f"{exc.detail}; nothing was run", type=SCRIPT_NOT_FOUND, non_retryable=True
+            ) from exc
+
+        def beat() -> None:
+            # The attempt rides along, so a heartbeat timeout still says which one it was.
+            activity.heartbeat(attempt)
+
+        try:
+            run = await run_script(
+                spec,
+                list(input.args),
+                order_id=input.order_id,
+                attempt=attempt,
+                timeout=input.timeout_seconds,
+                heartbeat=beat,
+                heartbeat_interval=self.heartbeat_interval,
+                extra_env={"SUPERSCRIPT_DATA_DIR": str(self.data_dir)},
+            )
+        except asyncio.CancelledError:
+            if not _cancelled_by_worker_shutdown():
+                raise
+            outcome = _failed(attempt, SHUTDOWN_REASON)
+            if not last:
+                raise ApplicationError(SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN) from None
+            return outcome
+        except OSError as exc:
+            outcome = _failed(attempt, f"the script could not be started: {exc}")
+        else:
+            outcome = _outcome_of(run, attempt)
+
+        if outcome.status == "failed" and not last:
+            why = outcome.reason or f"exit code {outcome.exit_code}"
+            raise ApplicationError(
+                f"attempt {attempt} of {input.max_attempts} failed: {why}",
+                outcome,
+                type=SCRIPT_FAILED,
+            )
+        return outcome
+
+    @activity.defn(name="record_script_result")
+    async def record_script_result(self, input: RecordScriptResultInput) -> None:
+        """Store the decided run, so it is answered after Temporal's retention too."""
+        await self.runs.record_result(input.result, input.args)

@@ -1,0 +1,183 @@
+"""The durable record of each (script, order_id): its args, and its result once decided.
+
+Temporal keeps one run per workflow ID, but not the arguments a later caller compares
+against, and not forever (its retention ends). So the args of a key are written here
+before its workflow starts (insert-if-absent: the first caller's args win), a caller with
+other args is refused as ``idempotency_key_reused``, and the decided result is stored
+here too, so that every later read is answered without Temporal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Column, DateTime, String, Table, Text, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from superscript.ledger.errors import IdempotencyKeyReused
+from superscript.ledger.schema import ID, metadata
+from superscript.scripts.models import ScriptRunResult
+
+RecordStatus = Literal["pending", "succeeded", "failed"]
+
+# Created by migration 0002_script_runs; on the ledger's metadata so Alembic sees it.
+script_runs = Table(
+    "script_runs",
+    metadata,
+    Column("script", ID, primary_key=True),
+    Column("order_id", ID, primary_key=True),
+    Column("args", Text, nullable=False),
+    Column("args_hash", String(64), nullable=False),
+    Column("workflow_id", String(300), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)
+
+
+def encode_args(args: Sequence[str]) -> str:
+    """The canonical JSON text of an argv (ASCII only, so any database stores it)."""
+    return json.dumps(list(args), ensure_ascii=True, separators=(",", ":"))
+
+
+def args_digest(args: Sequence[str]) -> str:
+    """SHA-256 of the canonical args: equal exactly when the argv lists are equal."""
+    return hashlib.sha256(encode_args(args).encode("ascii")).hexdigest()
+
+
+class ScriptRunRecord(BaseModel):
+    """One key's row: what was asked for, and what came of it once decided."""
+
+    model_config = ConfigDict(frozen=True)
+
+    script: str
+    order_id: str
+    args: list[str]
+    args_hash: str
+    workflow_id: str
+    status: RecordStatus
+    result: ScriptRunResult | None
+
+    def same_args(self, args: Sequence[str]) -> bool:
+        return self.args_hash == args_digest(args) and self.args == list(args)
+
+    def check_args(self, args: Sequence[str]) -> None:
+        """Raise ``IdempotencyKeyReused`` unless ``args`` are the args this key was given."""
+        if not self.same_args(args):
+            raise IdempotencyKeyReused(
+                f"order {self.order_id!r} already has a run of script {self.script!r} with "
+                "other args; nothing was run"
+            )
+
+
+class ScriptRuns:
+    """The ``script_runs`` table over the ledger's engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            # SQLite: BEGIN IMMEDIATE, so writers queue instead of deadlocking on upgrade.
+            conn = await conn.execution_options(write=True)
+            async with conn.begin():
+                yield conn
+
+    def _insert_if_absent(self, **values: Any) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` in the engine's dialect."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(script_runs).values(**values).on_conflict_do_nothing()
+
+    async def get(self, script: str, order_id: str) -> ScriptRunRecord | None:
+        async with self.engine.connect() as conn:
+            return await _read(conn, script, order_id)
+
+    async def claim(
+        self, script: str, order_id: str, args: Sequence[str], workflow_id: str
+    ) -> ScriptRunRecord:
+        """Record ``args`` for the key unless it has a record; return the key's record.
+
+        Raises ``IdempotencyKeyReused`` when the key was claimed with other args. A
+        concurrent claim of the same key waits for the first one (PostgreSQL's unique
+        index, SQLite's single writer), so exactly one set of args ever wins.
+        """
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert_if_absent(
+                    script=script,
+                    order_id=order_id,
+                    args=encode_args(args),
+                    args_hash=args_digest(args),
+                    workflow_id=workflow_id,
+                    status="pending",
+                )
+            )
+            record = await _read(conn, script, order_id)
+        assert record is not None, "a claimed row can't vanish: rows are never deleted"
+        record.check_args(args)
+        return record
+
+    async def record_result(self, result: ScriptRunResult, args: Sequence[str]) -> ScriptRunRecord:
+        """Store the decided run; the first stored result stays (a run decides once).
+
+        Creates the row when the run was started without a claim (by another path than
+        the API), so that its result outlives Temporal's retention all the same.
+        """
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert_if_absent(
+                    script=result.script,
+                    order_id=result.order_id,
+                    args=encode_args(args),
+                    args_hash=args_digest(args),
+                    workflow_id=result.workflow_id,
+                    status="pending",
+                )
+            )
+            await conn.execute(
+                update(script_runs)
+                .where(
+                    script_runs.c.script == result.script,
+                    script_runs.c.order_id == result.order_id,
+                    script_runs.c.result.is_(None),
+                )
+                .values(
+                    status=result.status,
+                    result=result.model_dump_json(),
+                    decided_at=func.now(),
+                )
+            )
+            record = await _read(conn, result.script, result.order_id)
+        assert record is not None
+        return record
+
+
+async def _read(conn: AsyncConnection, script: str, order_id: str) -> ScriptRunRecord | None:
+    row = (
+        await conn.execute(
+            select(script_runs).where(
+                script_runs.c.script == script, script_runs.c.order_id == order_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    values = row._asdict()
+    raw_result = values["result"]
+    return ScriptRunRecord(
+        script=values["script"],
+        order_id=values["order_id"],
+        args=json.loads(values["args"]),
+        args_hash=values["args_hash"],
+        workflow_id=values["workflow_id"],
+        status=values["status"],
+        result=None if raw_result is None else ScriptRunResult.model_validate_json(raw_result),
+    )

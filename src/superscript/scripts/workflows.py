@@ -1,0 +1,170 @@
+"""``SinglePaymentCollectionWorkflow``: one run of a payment script per (script, order_id).
+
+Its ID is ``SCRIPT-WF-{script}-{order_id}``, so every caller of one key shares one run and
+one result. The script runs at most ``max_attempts`` times (its header; 1 by default):
+whatever ends the last attempt (an exit code, a timeout, a lost or stopped worker, a
+cancellation) becomes the run's ``failed`` result here instead of another attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+)
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from superscript.scripts.activities import NON_RETRYABLE_TYPES, ScriptActivities
+    from superscript.scripts.models import (
+        RecordScriptResultInput,
+        RunPaymentScriptInput,
+        ScriptOutcome,
+        ScriptRunResult,
+        SinglePaymentCollectionInput,
+    )
+
+# Past the script's own timeout the runner still kills and reaps it (seconds at most).
+RUN_MARGIN = timedelta(seconds=30)
+RETRY_INITIAL_INTERVAL = timedelta(seconds=1)
+RETRY_MAXIMUM_INTERVAL = timedelta(seconds=30)
+
+# Storing the result is idempotent: retry database faults for up to a day.
+RECORD_TIMEOUT = timedelta(seconds=10)
+RECORD_SCHEDULE_TO_CLOSE = timedelta(days=1)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+
+
+def script_retry_policy(max_attempts: int) -> RetryPolicy:
+    """Exactly the attempts the script's author allowed; 1 means never run twice."""
+    return RetryPolicy(
+        initial_interval=RETRY_INITIAL_INTERVAL,
+        backoff_coefficient=2.0,
+        maximum_interval=RETRY_MAXIMUM_INTERVAL,
+        maximum_attempts=max_attempts,
+        non_retryable_error_types=NON_RETRYABLE_TYPES,
+    )
+
+
+def _outcome_in(details: Any) -> ScriptOutcome | None:
+    """The outcome an activity error carries in its details, if it carries one."""
+    if not isinstance(details, (list, tuple)) or not details:
+        return None
+    try:
+        return ScriptOutcome.model_validate(details[0])
+    except ValidationError:
+        return None
+
+
+def _attempt_in(details: Any) -> int | None:
+    """The attempt number the activity sent with its last heartbeat."""
+    if isinstance(details, (list, tuple)) and details and isinstance(details[0], int):
+        return details[0]
+    return None
+
+
+def outcome_of_error(error: ActivityError, input: SinglePaymentCollectionInput) -> ScriptOutcome:
+    """The failed outcome of a run whose last attempt ended without returning one."""
+    cause = error.cause
+    exhausted = error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+    attempts = input.max_attempts if exhausted else 1
+    if isinstance(cause, ApplicationError):
+        carried = _outcome_in(cause.details)
+        if carried is not None:
+            return carried
+        reason = cause.message
+    elif isinstance(cause, TimeoutError):
+        attempts = _attempt_in(cause.last_heartbeat_details) or attempts
+        if cause.type == TimeoutType.HEARTBEAT:
+            reason = (
+                f"worker lost during the run (no heartbeat for "
+                f"{input.heartbeat_timeout_seconds:g}s); whether the script finished is "
+                "unknown, and it was not run again"
+            )
+        else:
+            reason = f"the attempt did not end in time ({cause.type.name if cause.type else ''})"
+    elif isinstance(cause, CancelledError):
+        reason = "cancelled during the run; the script was killed"
+    else:
+        reason = str(cause or error)
+    return ScriptOutcome(
+        status="failed", exit_code=None, stdout="", stderr="", attempts=attempts, reason=reason
+    )
+
+
+@workflow.defn(name="SinglePaymentCollectionWorkflow")
+class SinglePaymentCollectionWorkflow:
+    """Run one payment script once for one order and return (and record) what it did."""
+
+    @workflow.run
+    async def run(self, input: SinglePaymentCollectionInput) -> ScriptRunResult:
+        info = workflow.info()
+        try:
+            outcome = await workflow.execute_activity_method(
+                ScriptActivities.run_payment_script,
+                RunPaymentScriptInput(
+                    script=input.script,
+                    order_id=input.order_id,
+                    args=input.args,
+                    max_attempts=input.max_attempts,
+                    timeout_seconds=input.timeout_seconds,
+                ),
+                start_to_close_timeout=timedelta(seconds=input.timeout_seconds) + RUN_MARGIN,
+                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_seconds),
+                retry_policy=script_retry_policy(input.max_attempts),
+                # A cancelled workflow waits until the script is really killed.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as error:
+            outcome = outcome_of_error(error, input)
+        except asyncio.CancelledError:
+            outcome = ScriptOutcome(
+                status="failed",
+                exit_code=None,
+                stdout="",
+                stderr="",
+                attempts=1,
+                reason="cancelled during the run; the script was killed",
+            )
+
+        result = ScriptRunResult(
+            order_id=input.order_id,
+            script=input.script,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            attempts=outcome.attempts,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            reason=outcome.reason,
+        )
+        try:
+            await workflow.execute_activity_method(
+                ScriptActivities.record_script_result,
+                RecordScriptResultInput(result=result, args=input.args),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                schedule_to_close_timeout=RECORD_SCHEDULE_TO_CLOSE,
+                retry_policy=RECORD_RETRY,
+            )
+        except ActivityError as error:
+            # The run is decided all the same; readers fall back to this workflow's result.
+            workflow.logger.warning("could not record %s: %s", info.workflow_id, error)
+        return result

@@ -1,0 +1,426 @@
+"""Settings: the contract's defaults, SUPERSCRIPT_* variables, flags on top, exposure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from superscript.settings import BUNDLED_SCRIPTS_DIR, load_settings
+from superscript.temporal_client import connect_config
+
+SUPERSCRIPT = Path(sys.executable).parent / "superscript"
+
+
+@pytest.fixture
+def isolated(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No caller variable, no Temporal config file of the user, and a scratch working dir."""
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "no-such-temporal.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_defaults_match_the_contract(isolated: Path) -> None:
+    settings = load_settings()
+
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.data_dir == Path(".superscript")
+    assert settings.database_url == "sqlite:///.superscript/ledger.db"
+    assert settings.scripts_dir == BUNDLED_SCRIPTS_DIR
+    assert settings.temporal_port == 7233
+    assert settings.temporal_ui_port == 8233
+    assert settings.task_queue == "superscript"
+    assert settings.naive_delay == (0.2, 2.0)
+    assert settings.api_token is None
+    assert settings.result_wait_seconds == 30.0
+    assert settings.host_is_loopback
+    assert settings.temporal_embedded
+    settings.check_exposure()
+
+
+def test_unset_flags_leave_the_defaults(isolated: Path) -> None:
+    """The CLI passes None for every flag not given."""
+    flags: dict[str, Any] = dict.fromkeys(
+        ("host", "port", "data_dir", "database_url", "scripts_dir", "task_queue")
+    )
+    assert load_settings(**flags) == load_settings()
+
+
+def test_database_url_follows_the_data_dir(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_DATA_DIR", "/srv/superscript")
+    assert load_settings().database_url == "sqlite:////srv/superscript/ledger.db"
+    assert load_settings(data_dir=Path("flagdir")).database_url == "sqlite:///flagdir/ledger.db"
+    given = load_settings(data_dir=Path("flagdir"), database_url="postgresql://db/x")
+    assert given.database_url == "postgresql://db/x"
+
+
+ENVIRONMENT: list[tuple[str, str, str, Any]] = [
+    ("SUPERSCRIPT_HOST", "0.0.0.0", "host", "0.0.0.0"),
+    ("SUPERSCRIPT_PORT", "9001", "port", 9001),
+    ("SUPERSCRIPT_DATA_DIR", "/srv/ss", "data_dir", Path("/srv/ss")),
+    (
+        "SUPERSCRIPT_DATABASE_URL",
+        "postgresql://u@h:5432/l",
+        "database_url",
+        "postgresql://u@h:5432/l",
+    ),
+    ("SUPERSCRIPT_SCRIPTS_DIR", "/opt/scripts", "scripts_dir", Path("/opt/scripts")),
+    ("SUPERSCRIPT_TEMPORAL_PORT", "7300", "temporal_port", 7300),
+    ("SUPERSCRIPT_TEMPORAL_UI_PORT", "8300", "temporal_ui_port", 8300),
+    ("SUPERSCRIPT_TASK_QUEUE", "payments", "task_queue", "payments"),
+    ("SUPERSCRIPT_NAIVE_DELAY", "0.1-0.3", "naive_delay", (0.1, 0.3)),
+    ("SUPERSCRIPT_RESULT_WAIT_SECONDS", "5", "result_wait_seconds", 5.0),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "name", "expected"), ENVIRONMENT)
+def test_each_variable_is_read(
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    name: str,
+    expected: Any,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), name) == expected
+
+
+def test_token_variable_is_read_and_kept_secret(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", "s3cret")
+    settings = load_settings()
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
+    assert "s3cret" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize("value", ["", " ", "\n", " \t "])
+def test_blank_token_means_none(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", value)
+    assert load_settings().api_token is None
+    assert load_settings(api_token=value).api_token is None
+
+
+def test_token_whitespace_is_no_part_of_it(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SUPERSCRIPT_API_TOKEN=$(cat file)` may carry a newline no client can send."""
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", " s3cret\n")
+    token = load_settings().api_token
+    assert token is not None and token.get_secret_value() == "s3cret"
+
+
+FLAGS: list[tuple[str, str, Any, Any]] = [
+    ("host", "SUPERSCRIPT_HOST", "10.1.1.1", "10.2.2.2"),
+    ("port", "SUPERSCRIPT_PORT", "9001", 9002),
+    ("data_dir", "SUPERSCRIPT_DATA_DIR", "/env", Path("/flag")),
+    ("database_url", "SUPERSCRIPT_DATABASE_URL", "sqlite:///env.db", "sqlite:///flag.db"),
+    ("scripts_dir", "SUPERSCRIPT_SCRIPTS_DIR", "/env-scripts", Path("/flag-scripts")),
+    ("temporal_port", "SUPERSCRIPT_TEMPORAL_PORT", "7301", 7302),
+    ("temporal_ui_port", "SUPERSCRIPT_TEMPORAL_UI_PORT", "8301", 8302),
+    ("task_queue", "SUPERSCRIPT_TASK_QUEUE", "env-queue", "flag-queue"),
+    ("naive_delay", "SUPERSCRIPT_NAIVE_DELAY", "1-2", (0.0, 0.0)),
+]
+
+
+@pytest.mark.parametrize(("name", "variable", "env_value", "flag_value"), FLAGS)
+def test_flag_wins_over_the_environment(
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    variable: str,
+    env_value: str,
+    flag_value: Any,
+) -> None:
+    monkeypatch.setenv(variable, env_value)
+    assert getattr(load_settings(**{name: flag_value}), name) == flag_value
+    # A flag not given (None) leaves the variable in force.
+    assert getattr(load_settings(**{name: None}), name) != flag_value
+
+
+def test_token_flag_wins_over_the_environment(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", "from-env")
+    token = load_settings(api_token="from-flag").api_token
+    assert token is not None and token.get_secret_value() == "from-flag"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.5", (0.5, 0.5)),
+        ("2", (2.0, 2.0)),
+        ("0.1-0.3", (0.1, 0.3)),
+        ("0-0", (0.0, 0.0)),
+        ("0.2-2.0", (0.2, 2.0)),
+        (" 0.2 - 2.0 ", (0.2, 2.0)),
+        ("1.5-1.5", (1.5, 1.5)),
+    ],
+)
+def test_naive_delay_parsing(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[float, float]
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_NAIVE_DELAY", value)
+    assert load_settings().naive_delay == expected
+    monkeypatch.delenv("SUPERSCRIPT_NAIVE_DELAY")
+    assert load_settings(naive_delay=value).naive_delay == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "-",
+        "abc",
+        "0.3-0.1",
+        "-1",
+        "1-",
+        "-1-2",
+        "1-2-3",
+        "1,2",
+        "0.1..0.3",
+        "nan",
+        "inf",
+        "0.1-inf",
+        "nan-nan",
+        "[0.1, 0.3]",
+    ],
+)
+def test_bad_naive_delay_is_refused(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_NAIVE_DELAY", value)
+    with pytest.raises(ValidationError, match="naive_delay"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "value", [(1.0, 0.5), (-0.1, 1.0), (float("nan"), 1.0), (0.0, float("inf"))]
+)
+def test_bad_naive_delay_tuple_is_refused(isolated: Path, value: tuple[float, float]) -> None:
+    with pytest.raises(ValidationError, match="naive_delay"):
+        load_settings(naive_delay=value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SUPERSCRIPT_PORT", "http"),
+        ("SUPERSCRIPT_PORT", "70000"),
+        ("SUPERSCRIPT_PORT", "-1"),
+        ("SUPERSCRIPT_TEMPORAL_PORT", "0"),
+        ("SUPERSCRIPT_TEMPORAL_UI_PORT", "65536"),
+        ("SUPERSCRIPT_RESULT_WAIT_SECONDS", "0"),
+    ],
+)
+def test_bad_numbers_are_refused(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError):
+        load_settings()
+
+
+LOOPBACK = ["127.0.0.1", "127.0.0.2", "localhost", "::1"]
+EXPOSED = ["0.0.0.0", "::", "", "10.0.0.1", "192.168.1.10", "203.0.113.7", "example.com"]
+
+
+@pytest.mark.parametrize("host", LOOPBACK)
+def test_loopback_needs_no_token(isolated: Path, host: str) -> None:
+    settings = load_settings(host=host)
+    assert settings.host_is_loopback
+    settings.check_exposure()
+
+
+@pytest.mark.parametrize("host", EXPOSED)
+def test_exposed_host_without_token_is_refused(isolated: Path, host: str) -> None:
+    settings = load_settings(host=host)
+    assert not settings.host_is_loopback
+    with pytest.raises(ValueError, match="SUPERSCRIPT_API_TOKEN"):
+        settings.check_exposure()
+
+
+@pytest.mark.parametrize("host", EXPOSED)
+def test_exposed_host_with_token_is_allowed(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    load_settings(host=host, api_token=SecretStr("s3cret")).check_exposure()
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", "s3cret")
+    load_settings(host=host).check_exposure()
+
+
+def test_blank_token_does_not_unlock_an_exposed_host(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", "")
+    with pytest.raises(ValueError, match="SUPERSCRIPT_API_TOKEN"):
+        load_settings(host="0.0.0.0").check_exposure()
+
+
+# Temporal connection ----------------------------------------------------------------
+
+
+def test_embedded_temporal_without_temporal_address(isolated: Path) -> None:
+    settings = load_settings(temporal_port=7444)
+    assert settings.temporal_embedded
+    config = connect_config(settings)
+    assert config["target_host"] == "127.0.0.1:7444"
+    assert config["namespace"] == "default"
+
+
+def test_temporal_address_and_namespace_from_the_environment(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example.com:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "payments")
+    settings = load_settings(temporal_port=7444)
+    assert not settings.temporal_embedded
+    config = connect_config(settings)
+    assert config["target_host"] == "temporal.example.com:7233"
+    assert config["namespace"] == "payments"
+
+
+def test_empty_temporal_address_means_embedded(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "")
+    settings = load_settings(temporal_port=7444)
+    assert settings.temporal_embedded
+    assert connect_config(settings)["target_host"] == "127.0.0.1:7444"
+
+
+def test_temporal_profile_file_is_honoured(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temporal's config file is part of its environment configuration, as the contract says."""
+    config_file = isolated / "temporal.toml"
+    config_file.write_text('[profile.default]\naddress = "file-host:7233"\nnamespace = "file-ns"\n')
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(config_file))
+    settings = load_settings()
+    assert not settings.temporal_embedded
+    config = connect_config(settings)
+    assert config["target_host"] == "file-host:7233"
+    assert config["namespace"] == "file-ns"
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "env-host:7233")
+    assert connect_config(load_settings())["target_host"] == "env-host:7233"
+
+
+# The real command ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SUPERSCRIPT_", "TEMPORAL_"))
+    }
+    env["TEMPORAL_CONFIG_FILE"] = str(tmp_path / "no-such-temporal.toml")
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+def run_watching_port(
+    args: list[str], env: dict[str, str], port: int, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """Run the command until it exits, noting whether anything ever accepted on ``port``."""
+    accepted = False
+    with subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+                    accepted = True
+            except OSError:
+                time.sleep(0.02)
+        if proc.poll() is None:
+            proc.kill()
+        stdout, stderr = proc.communicate(timeout=10)
+        return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), accepted
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_cli_refuses_an_exposed_host_without_token(tmp_path: Path, how: str) -> None:
+    port = free_port()
+    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    env = child_env(tmp_path)
+    if how == "flag":
+        args += ["--host", "0.0.0.0"]
+    else:
+        env["SUPERSCRIPT_HOST"] = "0.0.0.0"
+    started = time.monotonic()
+
+    result, accepted = run_watching_port(args, env, port, timeout=30)
+
+    assert result.returncode not in (0, None), result
+    assert time.monotonic() - started < 30
+    assert "SUPERSCRIPT_API_TOKEN" in result.stdout + result.stderr
+    assert not accepted, "the port was bound although the command refused"
+    assert not (tmp_path / "data" / "ledger.db").exists()
+
+
+def test_cli_refuses_an_exposed_host_with_a_blank_token(tmp_path: Path) -> None:
+    port = free_port()
+    args = [str(SUPERSCRIPT), "api", "--host", "0.0.0.0", "--port", str(port)]
+    env = child_env(tmp_path, SUPERSCRIPT_API_TOKEN="  ", SUPERSCRIPT_DATA_DIR=str(tmp_path))
+    result, accepted = run_watching_port(args, env, port, timeout=30)
+    assert result.returncode not in (0, None), result
+    assert "SUPERSCRIPT_API_TOKEN" in result.stdout + result.stderr
+    assert not accepted
+
+
+def test_cli_refuses_a_bad_naive_delay(tmp_path: Path) -> None:
+    port = free_port()
+    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path)]
+    env = child_env(tmp_path, SUPERSCRIPT_NAIVE_DELAY="2-1")
+    result, accepted = run_watching_port(args, env, port, timeout=30)
+    assert result.returncode not in (0, None), result
+    assert "naive_delay" in result.stdout + result.stderr
+    assert not accepted
+
+
+def test_cli_serves_loopback_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The counterpart of the refusals: the same watch does see a bound port."""
+    port = free_port()
+    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path)]
+    with subprocess.Popen(
+        args, env=child_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        deadline = time.monotonic() + 30
+        bound = False
+        while not bound and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+                    bound = True
+            except OSError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            pytest.fail(f"superscript api ignored SIGTERM:\n{output}")
+    assert bound, output
+    assert proc.returncode == 0, output
