@@ -27,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+# Refusals and errors go to stderr, so scripts can tell them from output.
+errors = Console(stderr=True)
 
 # The options of the contract shared by up, dev-server, worker and api. Each defaults to
 # None so that an unset flag leaves the SUPERSCRIPT_* variable (or the default) in force.
@@ -63,7 +65,7 @@ def _settings(**flags: Any) -> Settings:
     try:
         return load_settings(**flags)
     except ValidationError as exc:
-        console.print(f"[red]invalid settings:[/red] {exc}")
+        errors.print(f"[red]invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
 
 
@@ -77,7 +79,7 @@ def _run(coro: Any) -> None:
     try:
         asyncio.run(coro)
     except (ValueError, RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
 
@@ -205,7 +207,7 @@ def api(
     try:
         settings.check_exposure()
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     from superscript import runtime
 

@@ -64,6 +64,8 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # '/accounts/' is an empty ID, not a typo to redirect: it gets a 404 problem.
+        redirect_slashes=False,
     )
     app_metrics = metrics.Metrics()
     problems.install(app)
