@@ -106,6 +106,7 @@ async def test_unknown_script_is_refused(api: Api) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_ten_thousand_items_stay_within_temporal_limits(
     tmp_path: Path, settings: Settings, ledger: Ledger, client: Client

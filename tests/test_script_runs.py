@@ -614,6 +614,29 @@ async def test_lost_worker_with_one_attempt_is_a_failed_run_not_a_rerun(
     assert record is not None and record.result == result and record.args == ["1"]
 
 
+async def test_the_first_stored_result_is_the_answer(
+    client: Client, settings: Settings, script_activities: ScriptActivities
+) -> None:
+    """As when an attempt Temporal gave up on stored its real outcome first."""
+    stalled = StalledActivities()
+    order_id = unique("order")
+    stored = _result("collect-payment", order_id, "collected by the lost attempt")
+    await script_activities.runs.record_result(stored, ["1"])
+    input = SinglePaymentCollectionInput(
+        script="collect-payment",
+        order_id=order_id,
+        args=["1"],
+        max_attempts=1,
+        timeout_seconds=30,
+        heartbeat_timeout_seconds=1,
+    )
+    async with quick_worker(
+        client, settings, stalled.run_payment_script, script_activities.record_script_result
+    ):
+        handle = await start_script_workflow(client, input, settings.task_queue)
+        assert await handle.result() == stored
+
+
 # The record --------------------------------------------------------------------------
 
 

@@ -408,7 +408,9 @@ def submit_command(
     try:
         data = file.read_bytes()
     except OSError as exc:
-        console.print(f"[red]error:[/red] cannot read {file}: {exc.strerror or exc}")
+        console.print(
+            f"[red]error:[/red] cannot read {file}: {exc.strerror or exc}", soft_wrap=True
+        )
         return EXIT_INVALID
     for value, what in ((batch_id, "batch ID"), (script, "script name")):
         if value is not None and not ID_RE.fullmatch(value):
@@ -421,7 +423,7 @@ def submit_command(
     try:
         batch = parse_csv(data, script)
     except CsvError as exc:
-        console.print(f"[red]invalid {file}:[/red] {exc}", highlight=False)
+        console.print(f"[red]invalid {file}:[/red] {exc}", highlight=False, soft_wrap=True)
         console.print("nothing was submitted")
         return EXIT_INVALID
     chosen = batch_id or batch.default_id()

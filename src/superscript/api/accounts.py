@@ -18,7 +18,7 @@ router = APIRouter(tags=["accounts"])
     "/accounts",
     status_code=201,
     response_model=AccountBody,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(401, 409, 413, 422),
 )
 async def create_account(
     body: CreateAccount, svc: Annotated[Services, Depends(services)]

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
 from superscript.api.limits import BodyLimitMiddleware
+from superscript.api.shutdown import AnswerWhenCutMiddleware
 from superscript.api.state import Services
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
@@ -73,6 +74,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     auth.install(app, settings)
     metrics.install(app, app_metrics)
+    # Outermost of all: a request cut at shutdown still gets a problem document.
+    app.add_middleware(AnswerWhenCutMiddleware)
     for module in (health, accounts, fees, batches, scripts):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from superscript.api.problems import Problem
 from superscript.api.schemas import (
     ID_PATTERN,
+    MAX_BATCH_ITEMS,
     BatchAccepted,
     BatchItemsPage,
     BatchRequest,
@@ -46,7 +47,7 @@ def _status(batch: Batch) -> BatchStatusBody:
     "/batches",
     status_code=202,
     response_model=BatchAccepted,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(401, 404, 413, 422),
 )
 async def submit_batch(body: BatchRequest, svc: Svc) -> JSONResponse:
     """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op."""
@@ -84,13 +85,17 @@ async def _batch(svc: Services, batch_id: str) -> Batch:
     return batch
 
 
-@router.get("/batches/{batch_id}", response_model=BatchStatusBody, responses=problem_responses(404))
+@router.get(
+    "/batches/{batch_id}", response_model=BatchStatusBody, responses=problem_responses(404, 422)
+)
 async def batch_status(batch_id: BatchIdPath, svc: Svc) -> BatchStatusBody:
     return _status(await _batch(svc, batch_id))
 
 
 @router.get(
-    "/batches/{batch_id}/items", response_model=BatchItemsPage, responses=problem_responses(404)
+    "/batches/{batch_id}/items",
+    response_model=BatchItemsPage,
+    responses=problem_responses(404, 422),
 )
 async def batch_items(
     batch_id: BatchIdPath,
@@ -101,6 +106,10 @@ async def batch_items(
 ) -> BatchItemsPage:
     """Items in submission order with their outcomes; page on with ``after=next_after``."""
     await _batch(svc, batch_id)
+    if after is not None:
+        # Every seq is below MAX_BATCH_ITEMS: a cursor past it is just past the end. Clamped
+        # so that the database never sees an integer too wide for its column (a 500).
+        after = min(after, MAX_BATCH_ITEMS)
     items = await BatchStore(svc.ledger).items(batch_id, status, limit, after)
     next_after = items[-1].seq if len(items) == limit else None
     return BatchItemsPage(

@@ -31,7 +31,7 @@ Svc = Annotated[Services, Depends(services)]
 @router.post(
     "/naive/orders/{order_id}/fee",
     response_model=NaiveFeeBody,
-    responses=problem_responses(402, 404, 422),
+    responses=problem_responses(401, 402, 404, 413, 422),
 )
 async def naive_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> NaiveFeeBody:
     """Deduct after a random delay, every call: the double charge this project prevents."""
@@ -90,7 +90,7 @@ def _check_same_order(outcome: FeeOutcome, order: FeeOrder) -> None:
 @router.post(
     "/orders/{order_id}/fee",
     response_model=FeeBody,
-    responses={202: {"model": PendingBody}, **problem_responses(402, 404, 422, 503)},
+    responses={202: {"model": PendingBody}, **problem_responses(401, 402, 404, 413, 422, 503)},
 )
 async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBody | Response:
     """Charge once per order through ``FEE-WF-{order_id}``; every caller gets one answer."""
@@ -119,7 +119,7 @@ async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBo
 @router.get(
     "/orders/{order_id}/fee",
     response_model=FeeBody,
-    responses={202: {"model": PendingBody}, **problem_responses(402, 404, 503)},
+    responses={202: {"model": PendingBody}, **problem_responses(402, 404, 422, 503)},
 )
 async def get_fee(order_id: OrderIdPath, svc: Svc) -> FeeBody | Response:
     """The order's decided outcome, 202 while its workflow runs, 404 if never placed."""

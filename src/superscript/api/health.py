@@ -37,6 +37,16 @@ async def healthz(svc: Annotated[Services, Depends(services)]) -> Response:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-@router.get("/metrics", response_class=Response, tags=["metrics"])
+@router.get(
+    "/metrics",
+    response_class=Response,
+    tags=["metrics"],
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
     return svc.metrics.render()

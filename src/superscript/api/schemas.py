@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -82,12 +83,29 @@ class ProblemBody(BaseModel):
     code: str
 
 
+PROBLEM_SCHEMA: dict[str, object] = ProblemBody.model_json_schema()
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI entries for the problem documents a route may answer with."""
-    return {
-        status: {"model": ProblemBody, "content": {"application/problem+json": {}}}
-        for status in statuses
-    }
+    """OpenAPI entries for the problem documents a route may answer with.
+
+    Problems are sent as ``application/problem+json`` only, so that is the one media type
+    declared, with the problem schema (inline: FastAPI would also list a ``model`` under
+    ``application/json``, which the app never answers with).
+    """
+    responses: dict[int | str, dict[str, object]] = {}
+    for status in statuses:
+        response: dict[str, object] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+        }
+        if status == 401:
+            response["description"] = "SUPERSCRIPT_API_TOKEN is set and no valid token was sent"
+            response["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}
+            }
+        responses[status] = response
+    return responses
 
 
 MAX_BATCH_ITEMS = 1_000_000

@@ -145,7 +145,7 @@ async def list_scripts(svc: Svc) -> list[ScriptInfo]:
 @router.post(
     "/naive/scripts/{name}/runs",
     response_model=NaiveScriptRunBody,
-    responses=problem_responses(404, 413, 422, 500),
+    responses=problem_responses(401, 404, 413, 422, 500),
 )
 async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> NaiveScriptRunBody:
     """Run the script now, every call: the double payment this project prevents."""
@@ -174,7 +174,7 @@ async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> N
 @router.post(
     "/scripts/{name}/runs",
     response_model=ScriptRunResult,
-    responses={202: {"model": PendingBody}, **problem_responses(404, 413, 422, 503)},
+    responses={202: {"model": PendingBody}, **problem_responses(401, 404, 413, 422, 503)},
 )
 async def run_once(
     name: ScriptNamePath, body: ScriptRunRequest, svc: Svc
@@ -208,7 +208,7 @@ async def run_once(
 @router.get(
     "/scripts/{name}/runs/{order_id}",
     response_model=ScriptRunResult,
-    responses={202: {"model": PendingBody}, **problem_responses(404, 503)},
+    responses={202: {"model": PendingBody}, **problem_responses(404, 422, 503)},
 )
 async def get_run(
     name: ScriptNamePath, order_id: OrderIdPath, svc: Svc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
@@ -25,6 +27,29 @@ from superscript.scripts.registry import Registry
 
 # How often a waiting activity tells Temporal it is still alive.
 HEARTBEAT_SECONDS = 5.0
+# How often a chunk activity does (the workflow's heartbeat timeout for them is 10 s).
+CHUNK_HEARTBEAT_SECONDS = 2.0
+
+T = TypeVar("T")
+
+
+async def heartbeating(work: Awaitable[T], every: float = CHUNK_HEARTBEAT_SECONDS) -> T:
+    """Await ``work`` while heartbeating, so a worker lost mid-chunk is noticed in seconds.
+
+    Without heartbeats Temporal learns of a crashed worker only when the attempt's
+    start-to-close timeout (minutes) runs out; the batch stalls that long.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
 
 class BatchActivities:
@@ -43,17 +68,21 @@ class BatchActivities:
         """Charge a chunk of fee items; a retry after commit finds them decided."""
         info = activity.info()
         decider = Decider(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
-        return await self.store.apply_fee_chunk(input.batch_id, input.start, input.end, decider)
+        return await heartbeating(
+            self.store.apply_fee_chunk(input.batch_id, input.start, input.end, decider)
+        )
 
     @activity.defn(name="plan_script_chunk")
     async def plan_script_chunk(self, input: ChunkInput) -> ScriptPlan:
-        return await self.store.plan_script_chunk(
-            input.batch_id, input.start, input.end, self.registry, self.runs
+        return await heartbeating(
+            self.store.plan_script_chunk(
+                input.batch_id, input.start, input.end, self.registry, self.runs
+            )
         )
 
     @activity.defn(name="record_batch_items")
     async def record_batch_items(self, input: RecordItemsInput) -> Counts:
-        return await self.store.record_items(input.batch_id, input.items)
+        return await heartbeating(self.store.record_items(input.batch_id, input.items))
 
     @activity.defn(name="fetch_script_run")
     async def fetch_script_run(self, input: FetchRunInput) -> ItemDone:
@@ -84,4 +113,4 @@ class BatchActivities:
 
     @activity.defn(name="complete_batch")
     async def complete_batch(self, input: CompleteBatchInput) -> Batch:
-        return await self.store.complete(input.batch_id)
+        return await heartbeating(self.store.complete(input.batch_id))

@@ -41,6 +41,8 @@ WINDOW = 4
 MAX_HISTORY_EVENTS = 10_000
 
 CHUNK_TIMEOUT = timedelta(minutes=2)
+# Chunk activities heartbeat while they work: a lost worker is noticed this fast.
+CHUNK_HEARTBEAT = timedelta(seconds=10)
 # Waiting for a run another caller started: as long as its script may take, heartbeating.
 FETCH_TIMEOUT = timedelta(hours=2)
 FETCH_HEARTBEAT = timedelta(seconds=30)
@@ -96,6 +98,7 @@ class BatchWorkflow:
             BatchActivities.complete_batch,
             CompleteBatchInput(batch_id=input.batch_id),
             start_to_close_timeout=CHUNK_TIMEOUT,
+            heartbeat_timeout=CHUNK_HEARTBEAT,
             retry_policy=CHUNK_RETRY,
         )
         return self._counts
@@ -116,6 +119,7 @@ class BatchWorkflow:
             BatchActivities.apply_fee_chunk,
             chunk,
             start_to_close_timeout=CHUNK_TIMEOUT,
+            heartbeat_timeout=CHUNK_HEARTBEAT,
             retry_policy=CHUNK_RETRY,
         )
 
@@ -125,6 +129,7 @@ class BatchWorkflow:
             BatchActivities.plan_script_chunk,
             chunk,
             start_to_close_timeout=CHUNK_TIMEOUT,
+            heartbeat_timeout=CHUNK_HEARTBEAT,
             retry_policy=CHUNK_RETRY,
         )
         ends = await asyncio.gather(*(self._script_run(plan, run) for run in plan.runs))
@@ -132,6 +137,7 @@ class BatchWorkflow:
             BatchActivities.record_batch_items,
             RecordItemsInput(batch_id=chunk.batch_id, items=list(ends)),
             start_to_close_timeout=CHUNK_TIMEOUT,
+            heartbeat_timeout=CHUNK_HEARTBEAT,
             retry_policy=CHUNK_RETRY,
         )
         return plan.counts.plus(recorded)

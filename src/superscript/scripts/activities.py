@@ -10,8 +10,9 @@ run's outcome, never retried.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -21,6 +22,8 @@ from superscript.scripts.models import (
     RecordScriptResultInput,
     RunPaymentScriptInput,
     ScriptOutcome,
+    ScriptRunResult,
+    run_result,
 )
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound
@@ -39,6 +42,8 @@ SCRIPT_NOT_FOUND: Final = "ScriptNotFound"
 NON_RETRYABLE_TYPES: Final = [SCRIPT_NOT_FOUND]
 
 SHUTDOWN_REASON: Final = "worker shut down during the run; the script was killed"
+
+T = TypeVar("T")
 
 
 def _outcome_of(run: RunResult, attempt: int) -> ScriptOutcome:
@@ -131,7 +136,7 @@ class ScriptActivities:
             outcome = _failed(attempt, SHUTDOWN_REASON)
             if not last:
                 raise ApplicationError(SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN) from None
-            return outcome
+            return await self._recorded(input, outcome)
         except OSError as exc:
             outcome = _failed(attempt, f"the script could not be started: {exc}")
         else:
@@ -144,9 +149,62 @@ class ScriptActivities:
                 outcome,
                 type=SCRIPT_FAILED,
             )
-        return outcome
+        return await self._recorded(input, outcome)
+
+    async def _recorded(
+        self, input: RunPaymentScriptInput, outcome: ScriptOutcome
+    ) -> ScriptOutcome:
+        """Store the decided run right away (saving the workflow an activity per run).
+
+        The first stored result of a key is final, and it is what is returned: should an
+        attempt that Temporal already gave up on (a partitioned worker) have stored its
+        outcome first, the workflow answers with that one, so the record and every answer
+        agree. A database fault must not turn a run that happened into a retry that pays
+        twice: the outcome is returned unrecorded instead, and the workflow records it.
+        """
+        info = activity.info()
+        if info.workflow_id is None:  # not run by a workflow: nothing to record under
+            return outcome
+        result = run_result(
+            input.script, input.order_id, outcome, info.workflow_id, info.workflow_run_id
+        )
+        try:
+            record = await self._heartbeating(
+                self.runs.record_result(result, input.args), outcome.attempts
+            )
+        except Exception:
+            activity.logger.warning("could not record %s yet", info.workflow_id, exc_info=True)
+            return outcome
+        stored = record.result
+        assert stored is not None
+        return ScriptOutcome(
+            status=stored.status,
+            exit_code=stored.exit_code,
+            stdout=stored.stdout,
+            stderr=stored.stderr,
+            attempts=stored.attempts,
+            reason=stored.reason,
+            recorded=True,
+        )
+
+    async def _heartbeating(self, work: Awaitable[T], attempt: int) -> T:
+        """Await ``work`` and keep heartbeating meanwhile: a busy database (SQLite's single
+        writer under a large batch) must not pass for a lost worker."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.heartbeat_interval)
+                if not task.done():
+                    activity.heartbeat(attempt)
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})  # let it roll back; its error is not ours
 
     @activity.defn(name="record_script_result")
-    async def record_script_result(self, input: RecordScriptResultInput) -> None:
-        """Store the decided run, so it is answered after Temporal's retention too."""
-        await self.runs.record_result(input.result, input.args)
+    async def record_script_result(self, input: RecordScriptResultInput) -> ScriptRunResult:
+        """Store the decided run; return the stored one (the first stored result is final)."""
+        record = await self.runs.record_result(input.result, input.args)
+        assert record.result is not None
+        return record.result

@@ -3,13 +3,24 @@
 One pydantic model per workflow and activity input, as Temporal practice asks. The
 result of the workflow is the body the API answers with, so every caller of one key,
 and every later reader of the database record, gets byte-for-byte the same answer.
+
+The pure helpers the workflow uses live here too: the workflow sandbox re-imports the
+workflow module for every run, while this module is passed through (imported once).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+)
 
 WORKFLOW_ID_PREFIX: Final = "SCRIPT-WF-"
 
@@ -68,6 +79,8 @@ class ScriptOutcome(BaseModel):
     stderr: str
     attempts: int = Field(ge=1)
     reason: str | None = None
+    # Whether the activity already stored the run's result in the database.
+    recorded: bool = False
 
 
 class ScriptRunResult(BaseModel):
@@ -87,6 +100,24 @@ class ScriptRunResult(BaseModel):
     reason: str | None = None
 
 
+def run_result(
+    script: str, order_id: str, outcome: ScriptOutcome, workflow_id: str, run_id: str | None
+) -> ScriptRunResult:
+    """The run's result: built the same way by the activity and by the workflow."""
+    return ScriptRunResult(
+        order_id=order_id,
+        script=script,
+        status=outcome.status,
+        exit_code=outcome.exit_code,
+        stdout=outcome.stdout,
+        stderr=outcome.stderr,
+        attempts=outcome.attempts,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        reason=outcome.reason,
+    )
+
+
 class RecordScriptResultInput(BaseModel):
     """Input of the ``record_script_result`` activity: store the decided run in the database."""
 
@@ -94,3 +125,49 @@ class RecordScriptResultInput(BaseModel):
 
     result: ScriptRunResult
     args: list[str]
+
+
+def _outcome_in(details: Any) -> ScriptOutcome | None:
+    """The outcome an activity error carries in its details, if it carries one."""
+    if not isinstance(details, (list, tuple)) or not details:
+        return None
+    try:
+        return ScriptOutcome.model_validate(details[0])
+    except ValidationError:
+        return None
+
+
+def _attempt_in(details: Any) -> int | None:
+    """The attempt number the activity sent with its last heartbeat."""
+    if isinstance(details, (list, tuple)) and details and isinstance(details[0], int):
+        return details[0]
+    return None
+
+
+def outcome_of_error(error: ActivityError, input: SinglePaymentCollectionInput) -> ScriptOutcome:
+    """The failed outcome of a run whose last attempt ended without returning one."""
+    cause = error.cause
+    exhausted = error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+    attempts = input.max_attempts if exhausted else 1
+    if isinstance(cause, ApplicationError):
+        carried = _outcome_in(cause.details)
+        if carried is not None:
+            return carried
+        reason = cause.message
+    elif isinstance(cause, TimeoutError):
+        attempts = _attempt_in(cause.last_heartbeat_details) or attempts
+        if cause.type == TimeoutType.HEARTBEAT:
+            reason = (
+                f"worker lost during the run (no heartbeat for "
+                f"{input.heartbeat_timeout_seconds:g}s); whether the script finished is "
+                "unknown, and it was not run again"
+            )
+        else:
+            reason = f"the attempt did not end in time ({cause.type.name if cause.type else ''})"
+    elif isinstance(cause, CancelledError):
+        reason = "cancelled during the run; the script was killed"
+    else:
+        reason = str(cause or error)
+    return ScriptOutcome(
+        status="failed", exit_code=None, stdout="", stderr="", attempts=attempts, reason=reason
+    )

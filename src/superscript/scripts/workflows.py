@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    CancelledError,
-    RetryState,
-    TimeoutError,
-    TimeoutType,
-)
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from superscript.scripts.activities import NON_RETRYABLE_TYPES, ScriptActivities
     from superscript.scripts.models import (
         RecordScriptResultInput,
@@ -34,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
         ScriptOutcome,
         ScriptRunResult,
         SinglePaymentCollectionInput,
+        outcome_of_error,
+        run_result,
     )
 
 # Past the script's own timeout the runner still kills and reaps it (seconds at most).
@@ -60,52 +52,6 @@ def script_retry_policy(max_attempts: int) -> RetryPolicy:
         maximum_interval=RETRY_MAXIMUM_INTERVAL,
         maximum_attempts=max_attempts,
         non_retryable_error_types=NON_RETRYABLE_TYPES,
-    )
-
-
-def _outcome_in(details: Any) -> ScriptOutcome | None:
-    """The outcome an activity error carries in its details, if it carries one."""
-    if not isinstance(details, (list, tuple)) or not details:
-        return None
-    try:
-        return ScriptOutcome.model_validate(details[0])
-    except ValidationError:
-        return None
-
-
-def _attempt_in(details: Any) -> int | None:
-    """The attempt number the activity sent with its last heartbeat."""
-    if isinstance(details, (list, tuple)) and details and isinstance(details[0], int):
-        return details[0]
-    return None
-
-
-def outcome_of_error(error: ActivityError, input: SinglePaymentCollectionInput) -> ScriptOutcome:
-    """The failed outcome of a run whose last attempt ended without returning one."""
-    cause = error.cause
-    exhausted = error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-    attempts = input.max_attempts if exhausted else 1
-    if isinstance(cause, ApplicationError):
-        carried = _outcome_in(cause.details)
-        if carried is not None:
-            return carried
-        reason = cause.message
-    elif isinstance(cause, TimeoutError):
-        attempts = _attempt_in(cause.last_heartbeat_details) or attempts
-        if cause.type == TimeoutType.HEARTBEAT:
-            reason = (
-                f"worker lost during the run (no heartbeat for "
-                f"{input.heartbeat_timeout_seconds:g}s); whether the script finished is "
-                "unknown, and it was not run again"
-            )
-        else:
-            reason = f"the attempt did not end in time ({cause.type.name if cause.type else ''})"
-    elif isinstance(cause, CancelledError):
-        reason = "cancelled during the run; the script was killed"
-    else:
-        reason = str(cause or error)
-    return ScriptOutcome(
-        status="failed", exit_code=None, stdout="", stderr="", attempts=attempts, reason=reason
     )
 
 
@@ -144,20 +90,12 @@ class SinglePaymentCollectionWorkflow:
                 reason="cancelled during the run; the script was killed",
             )
 
-        result = ScriptRunResult(
-            order_id=input.order_id,
-            script=input.script,
-            status=outcome.status,
-            exit_code=outcome.exit_code,
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
-            attempts=outcome.attempts,
-            workflow_id=info.workflow_id,
-            run_id=info.run_id,
-            reason=outcome.reason,
-        )
+        result = run_result(input.script, input.order_id, outcome, info.workflow_id, info.run_id)
+        if outcome.recorded:
+            return result
+        # The activity could not store it (it never returned, or the database failed).
         try:
-            await workflow.execute_activity_method(
+            return await workflow.execute_activity_method(
                 ScriptActivities.record_script_result,
                 RecordScriptResultInput(result=result, args=input.args),
                 start_to_close_timeout=RECORD_TIMEOUT,
@@ -167,4 +105,4 @@ class SinglePaymentCollectionWorkflow:
         except ActivityError as error:
             # The run is decided all the same; readers fall back to this workflow's result.
             workflow.logger.warning("could not record %s: %s", info.workflow_id, error)
-        return result
+            return result
