@@ -22,6 +22,7 @@ class Services:
     registry: Registry
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """Async on purpose: a plain function would send every request through a thread."""
     found: Services = request.app.state.services
     return found

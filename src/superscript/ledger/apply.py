@@ -64,9 +64,11 @@ async def apply_orders_in(
     A reused key comes back as an ``IdempotencyKeyReused`` in its place (nothing written
     for it) so that one bad order does not sink the others.
     """
+    # Lock the accounts first, then read the outcomes: a concurrent writer of one of these
+    # orders held its account's lock until it committed, so its outcome is visible now and
+    # we replay it instead of colliding with it on the unique key.
+    balances = await _balances(conn, sorted({order.account_id for order in orders}))
     outcomes = await _existing_outcomes(conn, sorted({order.order_id for order in orders}))
-    undecided = {order.account_id for order in orders if order.order_id not in outcomes}
-    balances = await _balances(conn, sorted(undecided))
     changed: set[str] = set()
     entries: list[dict[str, object]] = []
     recorded: list[dict[str, object]] = []
