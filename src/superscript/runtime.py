@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
@@ -38,6 +39,14 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn calls sys.exit when it can't bind, which would escape the event loop
+        # past every other part's shutdown; it has logged why, so just stop serving.
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            self.should_exit = True
 
 
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
