@@ -62,6 +62,8 @@ TaskQueue = Annotated[
 
 
 def _settings(**flags: Any) -> Settings:
+    """Settings with the given flags on top; service commands pass ``**locals()``, whose
+    names are exactly the contract's options."""
     try:
         return load_settings(**flags)
     except ValidationError as exc:
@@ -95,16 +97,7 @@ def up(
     task_queue: TaskQueue = None,
 ) -> None:
     """Everything on one machine: embedded Temporal, one worker and the HTTP API."""
-    settings = _settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        scripts_dir=scripts_dir,
-        temporal_port=temporal_port,
-        temporal_ui_port=temporal_ui_port,
-        task_queue=task_queue,
-    )
+    settings = _settings(**locals())
     _logging()
 
     def announce(server: DevServer | None) -> None:
@@ -134,16 +127,7 @@ def dev_server(
     task_queue: TaskQueue = None,
 ) -> None:
     """Only the embedded Temporal dev server, persistent under the data dir."""
-    settings = _settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        scripts_dir=scripts_dir,
-        temporal_port=temporal_port,
-        temporal_ui_port=temporal_ui_port,
-        task_queue=task_queue,
-    )
+    settings = _settings(**locals())
 
     def announce(server: DevServer) -> None:
         console.print(f"Temporal dev server {server.address}  Web UI {server.ui_url}")
@@ -165,16 +149,7 @@ def worker(
     task_queue: TaskQueue = None,
 ) -> None:
     """Only a worker; run as many as you like against one Temporal."""
-    settings = _settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        scripts_dir=scripts_dir,
-        temporal_port=temporal_port,
-        temporal_ui_port=temporal_ui_port,
-        task_queue=task_queue,
-    )
+    settings = _settings(**locals())
     _logging()
     from superscript import runtime
 
@@ -193,16 +168,7 @@ def api(
     task_queue: TaskQueue = None,
 ) -> None:
     """Only the HTTP API."""
-    settings = _settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        scripts_dir=scripts_dir,
-        temporal_port=temporal_port,
-        temporal_ui_port=temporal_ui_port,
-        task_queue=task_queue,
-    )
+    settings = _settings(**locals())
     _logging()
     try:
         settings.check_exposure()

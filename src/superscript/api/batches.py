@@ -18,12 +18,12 @@ from superscript.api.schemas import (
     FeeBatchRequest,
     problem_responses,
 )
+from superscript.api.scripts import script_spec
 from superscript.api.state import Services, services
 from superscript.batches.client import ensure_batch_workflow
 from superscript.batches.models import Batch, FeeItem, ScriptItem
 from superscript.batches.store import BatchStore
 from superscript.ledger import LedgerError
-from superscript.scripts.registry import ScriptNotFound
 
 router = APIRouter(tags=["batches"])
 Svc = Annotated[Services, Depends(services)]
@@ -64,10 +64,7 @@ async def submit_batch(body: BatchRequest, svc: Svc) -> JSONResponse:
         ]
     else:
         script = body.script
-        try:
-            svc.registry.get(script)
-        except ScriptNotFound as exc:
-            raise Problem(404, exc.code, exc.detail, script=script) from exc
+        script_spec(svc, script)  # a 404 before anything is stored
         items = [
             ScriptItem.model_construct(order_id=item.order_id, args=item.args)
             for item in body.items

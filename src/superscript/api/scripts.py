@@ -103,7 +103,8 @@ router = APIRouter(tags=["scripts"], route_class=_BoundedBodyRoute)
 Svc = Annotated[Services, Depends(services)]
 
 
-def _spec(svc: Services, name: str) -> ScriptSpec:
+def script_spec(svc: Services, name: str) -> ScriptSpec:
+    """The registered script, or a 404 ``script_not_found`` problem."""
     try:
         return svc.registry.get(name)
     except ScriptNotFound as exc:
@@ -149,7 +150,7 @@ async def list_scripts(svc: Svc) -> list[ScriptInfo]:
 )
 async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> NaiveScriptRunBody:
     """Run the script now, every call: the double payment this project prevents."""
-    spec = _spec(svc, name)
+    spec = script_spec(svc, name)
     try:
         run = await run_script(
             spec,
@@ -183,7 +184,7 @@ async def run_once(
 
     A failed script is still a decided run: 200 with status ``failed``.
     """
-    spec = _spec(svc, name)
+    spec = script_spec(svc, name)
     try:
         result = await request_script_run(
             svc.client,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -197,18 +197,9 @@ class BatchStore:
         assert batch is not None and batch.script is not None
         script = batch.script
         async with self.ledger.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(batch_items.c.seq, batch_items.c.order_id, batch_items.c.args)
-                    .where(
-                        batch_items.c.batch_id == batch_id,
-                        batch_items.c.seq >= start,
-                        batch_items.c.seq < end,
-                        batch_items.c.status == "pending",
-                    )
-                    .order_by(batch_items.c.seq)
-                )
-            ).all()
+            rows = await _pending_items(
+                conn, batch_id, start, end, batch_items.c.order_id, batch_items.c.args
+            )
         decided: list[ItemDone] = []
         planned: list[PlannedRun] = []
         try:
@@ -277,23 +268,15 @@ class BatchStore:
 async def _apply_fee_items(
     conn: AsyncConnection, batch_id: str, start: int, end: int, decider: Decider
 ) -> Counts:
-    rows = (
-        await conn.execute(
-            select(
-                batch_items.c.seq,
-                batch_items.c.order_id,
-                batch_items.c.account_id,
-                batch_items.c.amount,
-            )
-            .where(
-                batch_items.c.batch_id == batch_id,
-                batch_items.c.seq >= start,
-                batch_items.c.seq < end,
-                batch_items.c.status == "pending",
-            )
-            .order_by(batch_items.c.seq)
-        )
-    ).all()
+    rows = await _pending_items(
+        conn,
+        batch_id,
+        start,
+        end,
+        batch_items.c.order_id,
+        batch_items.c.account_id,
+        batch_items.c.amount,
+    )
     orders = [
         FeeOrder(order_id=order_id, account_id=account_id, amount=amount)
         for _seq, order_id, account_id, amount in rows
@@ -301,6 +284,23 @@ async def _apply_fee_items(
     results = await apply_orders_in(conn, orders, decider)
     done = [_item_done(row.seq, result) for row, result in zip(rows, results, strict=True)]
     return await _finish_items(conn, batch_id, done)
+
+
+async def _pending_items(
+    conn: AsyncConnection, batch_id: str, start: int, end: int, *columns: Any
+) -> Sequence[Any]:
+    """``seq`` and ``columns`` of the items ``start..end`` still pending, in order."""
+    result = await conn.execute(
+        select(batch_items.c.seq, *columns)
+        .where(
+            batch_items.c.batch_id == batch_id,
+            batch_items.c.seq >= start,
+            batch_items.c.seq < end,
+            batch_items.c.status == "pending",
+        )
+        .order_by(batch_items.c.seq)
+    )
+    return result.all()
 
 
 def _item_done(seq: int, result: Applied | IdempotencyKeyReused) -> ItemDone:

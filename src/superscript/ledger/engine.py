@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds a SQLite writer waits for the lock before giving up.
@@ -64,6 +66,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE),
+    so concurrent writers queue instead of deadlocking on a lock upgrade."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(write=True)
+        async with conn.begin():
+            yield conn
+
+
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -77,10 +89,8 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to head; safe when several processes start at once."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(write=True)
-        async with conn.begin():
-            if not is_sqlite(engine):
-                # Serialise concurrent starters (API and workers) on one lock.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(7233001)"))
-            await conn.run_sync(_upgrade)
+    async with write_transaction(engine) as conn:
+        if not is_sqlite(engine):
+            # Serialise concurrent starters (API and workers) on one lock.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(7233001)"))
+        await conn.run_sync(_upgrade)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from superscript.ledger import schema
 from superscript.ledger.apply import apply_orders_in
-from superscript.ledger.engine import create_engine, is_sqlite, migrate
+from superscript.ledger.engine import create_engine, is_sqlite, migrate, write_transaction
 from superscript.ledger.errors import (
     AccountExists,
     AccountNotFound,
@@ -39,13 +39,9 @@ class Ledger:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A write transaction; on SQLite it takes the write lock up front."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(write=True)
-            async with conn.begin():
-                yield conn
+        return write_transaction(self.engine)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

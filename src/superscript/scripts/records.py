@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -20,6 +19,7 @@ from sqlalchemy import Column, DateTime, String, Table, Text, func, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from superscript.ledger.engine import write_transaction
 from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.ledger.schema import ID, metadata
 from superscript.scripts.models import ScriptRunResult
@@ -83,14 +83,6 @@ class ScriptRuns:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            # SQLite: BEGIN IMMEDIATE, so writers queue instead of deadlocking on upgrade.
-            conn = await conn.execution_options(write=True)
-            async with conn.begin():
-                yield conn
-
     def _insert_if_absent(self, **values: Any) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING`` in the engine's dialect."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -109,7 +101,7 @@ class ScriptRuns:
         concurrent claim of the same key waits for the first one (PostgreSQL's unique
         index, SQLite's single writer), so exactly one set of args ever wins.
         """
-        async with self._write() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 self._insert_if_absent(
                     script=script,
@@ -131,7 +123,7 @@ class ScriptRuns:
         Creates the row when the run was started without a claim (by another path than
         the API), so that its result outlives Temporal's retention all the same.
         """
-        async with self._write() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 self._insert_if_absent(
                     script=result.script,
