@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RecordItemsInput,
         ScriptPlan,
     )
+    from superscript.retries import until_done
     from superscript.scripts.models import (
         ScriptRunResult,
         SinglePaymentCollectionInput,
@@ -48,12 +49,7 @@ FETCH_TIMEOUT = timedelta(hours=2)
 FETCH_HEARTBEAT = timedelta(seconds=30)
 # Infrastructure faults are retried for as long as it takes: every retry is harmless,
 # since the ledger's unique order key and the item status make a chunk exactly-once.
-CHUNK_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-)
+CHUNK_RETRY = until_done()
 
 
 @workflow.defn(name="BatchWorkflow")

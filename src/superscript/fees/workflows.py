@@ -5,25 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from superscript.fees.activities import FeeActivities
     from superscript.fees.errors import NON_RETRYABLE_TYPES
     from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
     from superscript.ledger.models import FeeOutcome
+    from superscript.retries import until_done
 
 # One ledger transaction: seconds at most, so a lost worker is noticed quickly.
 APPLY_FEE_TIMEOUT = timedelta(seconds=10)
 # Keep retrying infrastructure faults (database down, worker lost) for up to a day:
 # giving up would leave the order undecided under an ID that can never run again.
-APPLY_FEE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
+APPLY_FEE_RETRY = until_done(NON_RETRYABLE_TYPES)
 APPLY_FEE_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
 

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from superscript.retries import until_done
     from superscript.scripts.activities import NON_RETRYABLE_TYPES, ScriptActivities
     from superscript.scripts.models import (
         RecordScriptResultInput,
@@ -36,12 +37,7 @@ RETRY_MAXIMUM_INTERVAL = timedelta(seconds=30)
 # Storing the result is idempotent: retry database faults for up to a day.
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_SCHEDULE_TO_CLOSE = timedelta(days=1)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-)
+RECORD_RETRY = until_done()
 
 
 def script_retry_policy(max_attempts: int) -> RetryPolicy:
