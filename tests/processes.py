@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from superscript.devserver import port_open
+
 SUPERSCRIPT = Path(sys.executable).parent / "superscript"
 
 
@@ -144,17 +146,6 @@ async def wait_for_log(service: Service, text: str, seconds: float = 60.0) -> No
         return text in service.output()
 
     await wait_until(logged, f"{text!r} in {service.name}'s log", seconds, service)
-
-
-async def port_open(port: int) -> bool:
-    try:
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 def start_dev_server(name: str, data_dir: Path, port: int, ui_port: int, log_dir: Path) -> Service:

@@ -60,7 +60,8 @@ def dev_server_command(settings: Settings) -> list[str]:
     ]
 
 
-async def _port_open(port: int) -> bool:
+async def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
     try:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
@@ -87,7 +88,7 @@ class DevServer:
         return f"127.0.0.1:{self.settings.temporal_port}"
 
     async def start(self) -> None:
-        if await _port_open(self.settings.temporal_port):
+        if await port_open(self.settings.temporal_port):
             raise RuntimeError(
                 f"port {self.settings.temporal_port} is already in use: another Temporal is "
                 "running there (set TEMPORAL_ADDRESS to use it, or --temporal-port)"
@@ -106,7 +107,7 @@ class DevServer:
             log.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_TIMEOUT_SECONDS
-        while not await _port_open(self.settings.temporal_port):
+        while not await port_open(self.settings.temporal_port):
             if self.process.returncode is not None:
                 raise RuntimeError(
                     f"temporal dev server exited with {self.process.returncode}; see "
