@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from superscript.batches.models import FeeItem, ScriptItem
+
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_AMOUNT = 10**15
 
@@ -113,13 +115,17 @@ MAX_ARGS = 256
 Arg = Annotated[str, StringConstraints(strict=True, max_length=4096)]
 
 
-class FeeItemIn(Strict):
+class FeeItemIn(Strict, FeeItem):
+    """A ``FeeItem`` as validated from the request: the store takes it as it is."""
+
     order_id: Identifier
     account_id: Identifier
     amount: Amount
 
 
-class ScriptItemIn(Strict):
+class ScriptItemIn(Strict, ScriptItem):
+    """A ``ScriptItem`` as validated from the request: the store takes it as it is."""
+
     order_id: Identifier
     args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = []
 

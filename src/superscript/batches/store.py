@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +28,7 @@ from superscript.batches.models import (
 )
 from superscript.batches.schema import batch_items, batches
 from superscript.ledger import Applied, Decider, FeeOrder, IdempotencyKeyReused, Ledger
-from superscript.ledger.apply import apply_orders_in
+from superscript.ledger.apply import IN_LIST_SIZE, apply_orders_in
 from superscript.scripts.models import script_workflow_id
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound
@@ -35,31 +37,63 @@ INSERT_ROWS_PER_STATEMENT = 5_000
 CONFLICT_RETRIES = 3
 
 
-def items_digest(kind: BatchKind, script: str | None, items: Iterable[FeeItem | ScriptItem]) -> str:
+# IDs made of these characters are the same in JSON as in an f-string (the API's pattern).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]*")
+DIGEST_LINES_PER_UPDATE = 10_000
+
+
+def _item_json(item: FeeItem | ScriptItem) -> str:
+    """The item as compact JSON; for plain fee items without ``json.dumps`` (a third of the
+    cost of storing a million items), byte for byte the same text."""
+    if (
+        isinstance(item, FeeItem)
+        and type(item.amount) is int
+        and _PLAIN_ID.fullmatch(item.order_id)
+        and _PLAIN_ID.fullmatch(item.account_id)
+    ):
+        return (
+            f'{{"order_id":"{item.order_id}","account_id":"{item.account_id}",'
+            f'"amount":{item.amount}}}'
+        )
+    return json.dumps(item.model_dump(), separators=(",", ":"))
+
+
+def items_digest(kind: BatchKind, script: str | None, items: Sequence[FeeItem | ScriptItem]) -> str:
     """A fingerprint of what was submitted: the same batch ID must mean the same items."""
     digest = hashlib.sha256(f"{kind}\n{script or ''}\n".encode())
-    for item in items:
-        digest.update(json.dumps(item.model_dump(), separators=(",", ":")).encode())
-        digest.update(b"\n")
+    for start in range(0, len(items), DIGEST_LINES_PER_UPDATE):
+        part = items[start : start + DIGEST_LINES_PER_UPDATE]
+        digest.update("".join(_item_json(item) + "\n" for item in part).encode())
     return digest.hexdigest()
 
 
-def _item_row(batch_id: str, seq: int, item: FeeItem | ScriptItem) -> dict[str, object]:
-    row: dict[str, object] = {
-        "batch_id": batch_id,
-        "seq": seq,
-        "order_id": item.order_id,
-        "status": "pending",
-        "account_id": None,
-        "amount": None,
-        "args": None,
-    }
+ITEM_COLUMNS = ("batch_id", "seq", "order_id", "status", "account_id", "amount", "args")
+_INSERT_ITEMS_SQL = (
+    f"INSERT INTO batch_items ({', '.join(ITEM_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ITEM_COLUMNS)})"
+)
+
+
+def _item_row(batch_id: str, seq: int, item: FeeItem | ScriptItem) -> tuple[object, ...]:
     if isinstance(item, FeeItem):
-        row["account_id"] = item.account_id
-        row["amount"] = item.amount
+        return (batch_id, seq, item.order_id, "pending", item.account_id, item.amount, None)
+    return (batch_id, seq, item.order_id, "pending", None, None, json.dumps(item.args))
+
+
+async def _insert_items(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
+    """Rows straight to the driver: COPY on PostgreSQL, one prepared statement on SQLite.
+
+    SQLAlchemy's own executemany spends more time on each row's parameters than the
+    database spends storing it. On PostgreSQL the caller's transaction has already run a
+    statement, so COPY runs inside it (asyncpg begins SQLAlchemy's transaction lazily).
+    """
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(batch_items.name, records=rows, columns=ITEM_COLUMNS)
     else:
-        row["args"] = json.dumps(item.args)
-    return row
+        await conn.exec_driver_sql(_INSERT_ITEMS_SQL, rows)
 
 
 class BatchStore:
@@ -97,8 +131,8 @@ class BatchStore:
                     )
                     for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
                         chunk = items[start : start + INSERT_ROWS_PER_STATEMENT]
-                        await conn.execute(
-                            batch_items.insert(),
+                        await _insert_items(
+                            conn,
                             [
                                 _item_row(batch_id, start + offset, item)
                                 for offset, item in enumerate(chunk)
@@ -180,8 +214,9 @@ class BatchStore:
         return batch
 
     async def record_items(self, batch_id: str, done: Sequence[ItemDone]) -> Counts:
+        ends = [ItemEnd(d.seq, d.status, d.outcome, d.exit_code, d.detail) for d in done]
         async with self.ledger.write() as conn:
-            return await _finish_items(conn, batch_id, done)
+            return await _finish_items(conn, batch_id, ends)
 
     # Script batches ------------------------------------------------------------------
 
@@ -282,8 +317,9 @@ async def _apply_fee_items(
         for _seq, order_id, account_id, amount in rows
     ]
     results = await apply_orders_in(conn, orders, decider)
-    done = [_item_done(row.seq, result) for row, result in zip(rows, results, strict=True)]
-    return await _finish_items(conn, batch_id, done)
+    ends = [_item_end(row.seq, result) for row, result in zip(rows, results, strict=True)]
+    # Read as pending in this very write transaction: every one of them still is.
+    return await _finish_items(conn, batch_id, ends, known_pending=True)
 
 
 async def _pending_items(
@@ -303,71 +339,90 @@ async def _pending_items(
     return result.all()
 
 
-def _item_done(seq: int, result: Applied | IdempotencyKeyReused) -> ItemDone:
+class ItemEnd(NamedTuple):
+    """One item's end as stored: ``ItemDone`` without a pydantic object per item."""
+
+    seq: int
+    status: str
+    outcome: str | None
+    exit_code: int | None
+    detail: str | None
+
+
+def _item_end(seq: int, result: Applied | IdempotencyKeyReused) -> ItemEnd:
     """What one order's result means for its batch item."""
     if isinstance(result, IdempotencyKeyReused):
-        return ItemDone(seq=seq, status="failed", outcome=result.code, detail=result.detail)
-    failure = result.outcome.failure
-    status: Literal["succeeded", "replayed", "failed"]
+        return ItemEnd(seq, "failed", result.code, None, result.detail)
+    outcome = result.outcome
+    failure = outcome.failure
     if not result.applied:
         status = "replayed"
     elif failure is None:
         status = "succeeded"
     else:
         status = "failed"
-    return ItemDone(
-        seq=seq,
-        status=status,
-        outcome=result.outcome.status,
-        detail=None if failure is None else failure.detail,
-    )
+    return ItemEnd(seq, status, outcome.status, None, None if failure is None else failure.detail)
 
 
-async def _finish_items(conn: AsyncConnection, batch_id: str, done: Sequence[ItemDone]) -> Counts:
+async def _finish_items(
+    conn: AsyncConnection,
+    batch_id: str,
+    ends: Sequence[ItemEnd],
+    *,
+    known_pending: bool = False,
+) -> Counts:
     """Mark items decided and move the batch's counters, in the caller's transaction.
 
-    Only items still pending change, so recording the same items twice counts them once.
+    Only items still pending change, so recording the same items twice counts them once
+    (``known_pending``: the caller read them as pending in this transaction).
     """
-    if not done:
+    if not ends:
         return Counts()
-    still_pending = set(
-        (
-            await conn.execute(
-                select(batch_items.c.seq).where(
-                    batch_items.c.batch_id == batch_id,
-                    batch_items.c.seq.in_([item.seq for item in done]),
-                    batch_items.c.status == "pending",
-                )
-            )
-        ).scalars()
-    )
-    fresh = [item for item in done if item.seq in still_pending]
+    fresh = list(ends) if known_pending else await _still_pending(conn, batch_id, ends)
     if not fresh:
         return Counts()
-    await conn.execute(
-        update(batch_items)
-        .where(batch_items.c.batch_id == batch_id, batch_items.c.seq == bindparam("b_seq"))
-        .values(
-            status=bindparam("b_status"),
-            outcome=bindparam("b_outcome"),
-            exit_code=bindparam("b_exit_code"),
-            detail=bindparam("b_detail"),
-        ),
-        [
-            {
-                "b_seq": item.seq,
-                "b_status": item.status,
-                "b_outcome": item.outcome,
-                "b_exit_code": item.exit_code,
-                "b_detail": item.detail,
-            }
-            for item in fresh
-        ],
-    )
+    # Items that ended alike (a whole chunk charged, say) change in one statement.
+    alike: defaultdict[tuple[str, str | None, int | None, str | None], list[int]]
+    alike = defaultdict(list)
+    for end in fresh:
+        alike[end.status, end.outcome, end.exit_code, end.detail].append(end.seq)
+    single: list[dict[str, object]] = []
+    for (status, outcome, exit_code, detail), seqs in alike.items():
+        if len(seqs) == 1:
+            single.append(
+                {
+                    "b_seq": seqs[0],
+                    "b_status": status,
+                    "b_outcome": outcome,
+                    "b_exit_code": exit_code,
+                    "b_detail": detail,
+                }
+            )
+            continue
+        for part in range(0, len(seqs), IN_LIST_SIZE):
+            await conn.execute(
+                update(batch_items)
+                .where(
+                    batch_items.c.batch_id == batch_id,
+                    batch_items.c.seq.in_(seqs[part : part + IN_LIST_SIZE]),
+                )
+                .values(status=status, outcome=outcome, exit_code=exit_code, detail=detail)
+            )
+    if single:
+        await conn.execute(
+            update(batch_items)
+            .where(batch_items.c.batch_id == batch_id, batch_items.c.seq == bindparam("b_seq"))
+            .values(
+                status=bindparam("b_status"),
+                outcome=bindparam("b_outcome"),
+                exit_code=bindparam("b_exit_code"),
+                detail=bindparam("b_detail"),
+            ),
+            single,
+        )
+    tally = Counter(end.status for end in fresh)
     counts = Counts(
-        succeeded=sum(1 for item in fresh if item.status == "succeeded"),
-        replayed=sum(1 for item in fresh if item.status == "replayed"),
-        failed=sum(1 for item in fresh if item.status == "failed"),
+        succeeded=tally["succeeded"], replayed=tally["replayed"], failed=tally["failed"]
     )
     await conn.execute(
         update(batches)
@@ -379,3 +434,20 @@ async def _finish_items(conn: AsyncConnection, batch_id: str, done: Sequence[Ite
         )
     )
     return counts
+
+
+async def _still_pending(
+    conn: AsyncConnection, batch_id: str, ends: Sequence[ItemEnd]
+) -> list[ItemEnd]:
+    pending: set[int] = set()
+    seqs = [end.seq for end in ends]
+    for part in range(0, len(seqs), IN_LIST_SIZE):
+        rows = await conn.execute(
+            select(batch_items.c.seq).where(
+                batch_items.c.batch_id == batch_id,
+                batch_items.c.seq.in_(seqs[part : part + IN_LIST_SIZE]),
+                batch_items.c.status == "pending",
+            )
+        )
+        pending.update(rows.scalars())
+    return [end for end in ends if end.seq in pending]

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 
 # Orders per fee activity: each chunk is one ledger transaction.
-FEE_CHUNK_SIZE = 500
+FEE_CHUNK_SIZE = 2000
 # Script items per chunk: one child workflow each, so WINDOW * this are in flight at most,
 # far below Temporal's limit of pending children per workflow.
 SCRIPT_CHUNK_SIZE = 50

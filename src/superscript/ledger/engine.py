@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,11 +68,35 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
+# One asyncio lock per SQLite engine and event loop: the process's writers take turns.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[
+    AsyncEngine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_writers(engine: AsyncEngine) -> asyncio.Lock:
+    locks = _SQLITE_WRITERS.setdefault(engine, weakref.WeakKeyDictionary())
+    return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE),
-    so concurrent writers queue instead of deadlocking on a lock upgrade."""
-    async with engine.connect() as conn:
+    so concurrent writers queue instead of deadlocking on a lock upgrade.
+
+    On SQLite the writers of one process also queue on an asyncio lock first: a writer
+    that finds the file locked sleeps in SQLite's busy handler (up to 100 ms a time) and
+    leaves the database idle after the lock is freed; queued in the event loop, the next
+    writer starts the moment the last one commits. Other processes still meet the busy
+    handler, as before.
+    """
+    if not is_sqlite(engine):
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(write=True)
+            async with conn.begin():
+                yield conn
+        return
+    async with _sqlite_writers(engine), engine.connect() as conn:
         conn = await conn.execution_options(write=True)
         async with conn.begin():
             yield conn
