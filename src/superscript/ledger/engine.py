@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Openers racing to switch a new SQLite file to WAL: tries, about 5 s in all.
+WAL_SWITCH_ATTEMPTS = 30
 
 
 def async_url(url: str) -> str:
@@ -56,7 +60,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         # The busy timeout first: switching to WAL takes a lock another opener may hold.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] != "wal":
+            _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -77,6 +83,21 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[
 def _sqlite_writers(engine: AsyncEngine) -> asyncio.Lock:
     locks = _SQLITE_WRITERS.setdefault(engine, weakref.WeakKeyDictionary())
     return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL is kept in the file, so only the openers of a new file get here. Racing ones
+    (API and worker starting together) can be refused at once: SQLite does not wait for
+    this lock even with a busy timeout. They try again, briefly (blocking: once per file).
+    """
+    for attempt in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 @asynccontextmanager
