@@ -162,3 +162,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(("SUPERSCRIPT_", "TEMPORAL_")):
             monkeypatch.delenv(key)
     yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: with the suite spread over processes (pytest -n), the longest
+    test starts at once and overlaps the rest instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
