@@ -139,3 +139,28 @@ async def test_concurrent_writers_of_one_process_all_commit(ledger: Ledger) -> N
     succeeded = await asyncio.gather(*(chunk(start) for start in range(0, 400, 20)))
     assert sum(succeeded) == 400
     assert (await ledger.get_account(account_id)).balance == 10_000 - 400
+
+
+async def test_chunk_over_partly_decided_items_changes_only_the_pending(ledger: Ledger) -> None:
+    """Chunk bounds may differ between attempts (a new chunk size mid-batch)."""
+    rich, poor = unique("rich"), unique("poor")
+    await ledger.create_account(rich, 1_000)
+    await ledger.create_account(poor, 0)
+    items: list[FeeItem | ScriptItem] = [
+        FeeItem(order_id=unique("order"), account_id=poor if i == 1 else rich, amount=10)
+        for i in range(8)
+    ]
+    store = BatchStore(ledger)
+    batch_id = unique("batch")
+    await store.create(batch_id, "fee", None, items)
+    decider = Decider(workflow_id="wf")
+
+    first = await store.apply_fee_chunk(batch_id, 0, 3, decider)
+    second = await store.apply_fee_chunk(batch_id, 0, 8, decider)
+
+    assert (first.succeeded, first.failed) == (2, 1)
+    assert (second.succeeded, second.replayed, second.failed) == (5, 0, 0)
+    stored = await store.items(batch_id, None, 10, None)
+    assert [i.status for i in stored] == ["succeeded", "failed", *["succeeded"] * 6]
+    assert stored[1].outcome == "insufficient_funds" and stored[1].detail
+    assert (await ledger.get_account(rich)).balance == 1_000 - 70

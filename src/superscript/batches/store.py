@@ -319,7 +319,7 @@ async def _apply_fee_items(
     results = await apply_orders_in(conn, orders, decider)
     ends = [_item_end(row.seq, result) for row, result in zip(rows, results, strict=True)]
     # Read as pending in this very write transaction: every one of them still is.
-    return await _finish_items(conn, batch_id, ends, known_pending=True)
+    return await _finish_items(conn, batch_id, ends, pending_span=(start, end))
 
 
 async def _pending_items(
@@ -369,16 +369,17 @@ async def _finish_items(
     batch_id: str,
     ends: Sequence[ItemEnd],
     *,
-    known_pending: bool = False,
+    pending_span: tuple[int, int] | None = None,
 ) -> Counts:
     """Mark items decided and move the batch's counters, in the caller's transaction.
 
-    Only items still pending change, so recording the same items twice counts them once
-    (``known_pending``: the caller read them as pending in this transaction).
+    Only items still pending change, so recording the same items twice counts them once.
+    ``pending_span``: ``ends`` are all the items of ``start..end`` that the caller read
+    as pending in this very transaction.
     """
     if not ends:
         return Counts()
-    fresh = list(ends) if known_pending else await _still_pending(conn, batch_id, ends)
+    fresh = list(ends) if pending_span else await _still_pending(conn, batch_id, ends)
     if not fresh:
         return Counts()
     # Items that ended alike (a whole chunk charged, say) change in one statement.
@@ -386,8 +387,11 @@ async def _finish_items(
     alike = defaultdict(list)
     for end in fresh:
         alike[end.status, end.outcome, end.exit_code, end.detail].append(end.seq)
+    most = max(alike, key=lambda key: len(alike[key]))
     single: list[dict[str, object]] = []
     for (status, outcome, exit_code, detail), seqs in alike.items():
+        if pending_span is not None and (status, outcome, exit_code, detail) == most:
+            continue  # last, below
         if len(seqs) == 1:
             single.append(
                 {
@@ -419,6 +423,20 @@ async def _finish_items(
                 detail=bindparam("b_detail"),
             ),
             single,
+        )
+    if pending_span is not None:
+        # What is still pending in the span now is exactly the largest group: one range
+        # update, instead of a key lookup per item.
+        status, outcome, exit_code, detail = most
+        await conn.execute(
+            update(batch_items)
+            .where(
+                batch_items.c.batch_id == batch_id,
+                batch_items.c.seq >= pending_span[0],
+                batch_items.c.seq < pending_span[1],
+                batch_items.c.status == "pending",
+            )
+            .values(status=status, outcome=outcome, exit_code=exit_code, detail=detail)
         )
     tally = Counter(end.status for end in fresh)
     counts = Counts(
