@@ -156,7 +156,12 @@ async def test_chunk_over_partly_decided_items_changes_only_the_pending(ledger: 
     decider = Decider(workflow_id="wf")
 
     first = await store.apply_fee_chunk(batch_id, 0, 3, decider)
+    midway = await store.get(batch_id)
     second = await store.apply_fee_chunk(batch_id, 0, 8, decider)
+    # The last decided item completes the batch, before the workflow's closing step.
+    done = await store.get(batch_id)
+    assert midway is not None and (midway.status, midway.pending) == ("running", 5)
+    assert done is not None and (done.status, done.pending) == ("completed", 0)
 
     assert (first.succeeded, first.failed) == (2, 1)
     assert (second.succeeded, second.replayed, second.failed) == (5, 0, 0)

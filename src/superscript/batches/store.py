@@ -451,6 +451,17 @@ async def _finish_items(
             failed=batches.c.failed + counts.failed,
         )
     )
+    # The last items decided complete the batch at once: readers see it done without
+    # waiting for the workflow's closing step (which then finds nothing to change).
+    await conn.execute(
+        update(batches)
+        .where(
+            batches.c.batch_id == batch_id,
+            batches.c.status == "running",
+            batches.c.succeeded + batches.c.replayed + batches.c.failed >= batches.c.total,
+        )
+        .values(status="completed", completed_at=func.now())
+    )
     return counts
 
 
