@@ -43,7 +43,10 @@ def create_app(
                 metrics=app_metrics,
                 registry=Registry(settings.scripts_dir),
             )
-            yield
+            try:
+                yield
+            finally:
+                await app.state.services.fee_waits.close()
             return
         ledger_ = await Ledger.open(settings.database_url)
         # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
@@ -58,6 +61,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.services.fee_waits.close()
             await ledger_.close()
 
     app = FastAPI(

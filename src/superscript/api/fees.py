@@ -97,23 +97,32 @@ async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBo
     order = FeeOrder(order_id=order_id, account_id=body.account_id, amount=body.amount)
     outcome = await svc.ledger.get_fee_outcome(order_id)
     if outcome is None:
-        handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
-        try:
-            outcome = await wait_for_outcome(handle, svc.settings.result_wait_seconds)
-        except WorkflowFailureError as exc:
-            # Business failures are recorded in the ledger before the workflow fails.
-            outcome = await svc.ledger.get_fee_outcome(order_id)
-            if outcome is None:
-                raise Problem(
-                    503,
-                    "workflow_failed",
-                    f"{handle.id} ended without deciding the order: {exc.cause}",
-                    order_id=order_id,
-                ) from exc
+        # Concurrent callers of this order share the first one's start and wait; any of
+        # them who asked for another account or amount is refused below, as if it had
+        # joined the workflow itself.
+        outcome = await svc.fee_waits.run(order_id, lambda: _decide(svc, order))
         if outcome is None:
             return _pending(order_id)
     _check_same_order(outcome, order)
     return _answer(outcome, svc)
+
+
+async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
+    """Start (or join) ``FEE-WF-{order_id}`` and wait for its outcome; None: still running."""
+    handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
+    try:
+        return await wait_for_outcome(handle, svc.settings.result_wait_seconds)
+    except WorkflowFailureError as exc:
+        # Business failures are recorded in the ledger before the workflow fails.
+        outcome = await svc.ledger.get_fee_outcome(order.order_id)
+        if outcome is None:
+            raise Problem(
+                503,
+                "workflow_failed",
+                f"{handle.id} ended without deciding the order: {exc.cause}",
+                order_id=order.order_id,
+            ) from exc
+        return outcome
 
 
 @router.get(

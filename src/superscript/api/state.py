@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from temporalio.client import Client
 
+from superscript.api.coalesce import Coalescer
 from superscript.api.metrics import Metrics
-from superscript.ledger import Ledger
+from superscript.ledger import FeeOutcome, Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
 
@@ -20,6 +21,8 @@ class Services:
     client: Client
     metrics: Metrics
     registry: Registry
+    # Concurrent calls for one order share one start and one wait for its outcome.
+    fee_waits: Coalescer[FeeOutcome | None] = field(default_factory=Coalescer)
 
 
 async def services(request: Request) -> Services:
