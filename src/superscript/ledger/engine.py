@@ -80,9 +80,21 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_writers(engine: AsyncEngine) -> asyncio.Lock:
-    locks = _SQLITE_WRITERS.setdefault(engine, weakref.WeakKeyDictionary())
-    return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+@asynccontextmanager
+async def _writers_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    """On SQLite, this process's turn to write; elsewhere no wait at all."""
+    if not is_sqlite(engine):
+        yield
+        return
+    locks = _SQLITE_WRITERS.get(engine)
+    if locks is None:
+        locks = _SQLITE_WRITERS[engine] = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    lock = locks.get(loop)
+    if lock is None:
+        lock = locks[loop] = asyncio.Lock()
+    async with lock:
+        yield
 
 
 def _switch_to_wal(cursor: Any) -> None:
@@ -111,13 +123,7 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     writer starts the moment the last one commits. Other processes still meet the busy
     handler, as before.
     """
-    if not is_sqlite(engine):
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(write=True)
-            async with conn.begin():
-                yield conn
-        return
-    async with _sqlite_writers(engine), engine.connect() as conn:
+    async with _writers_turn(engine), engine.connect() as conn:
         conn = await conn.execution_options(write=True)
         async with conn.begin():
             yield conn
