@@ -36,33 +36,26 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ledger is not None and client is not None:
-            app.state.services = Services(
-                settings=settings,
-                ledger=ledger,
-                client=client,
-                metrics=app_metrics,
-                registry=Registry(settings.scripts_dir),
-            )
-            try:
-                yield
-            finally:
-                await app.state.services.fee_waits.close()
-            return
-        ledger_ = await Ledger.open(settings.database_url)
-        # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
-        client_ = await connect(settings, lazy=True)
-        app.state.services = Services(
+            ledger_, client_, owned = ledger, client, False
+        else:
+            ledger_ = await Ledger.open(settings.database_url)
+            # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
+            client_ = await connect(settings, lazy=True)
+            owned = True
+        services = Services(
             settings=settings,
             ledger=ledger_,
             client=client_,
             metrics=app_metrics,
             registry=Registry(settings.scripts_dir),
         )
+        app.state.services = services
         try:
             yield
         finally:
-            await app.state.services.fee_waits.close()
-            await ledger_.close()
+            await services.fee_waits.close()
+            if owned:
+                await ledger_.close()
 
     app = FastAPI(
         title="SuperScript",
