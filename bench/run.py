@@ -590,6 +590,17 @@ class BatchRun:
     final: dict[str, Any]
     polls: int
 
+    def figures(self, orders: int) -> dict[str, Any]:
+        """The figures (d) and (g) both report for a batch of ``orders``."""
+        return {
+            "orders": orders,
+            "seconds": self.total_seconds,
+            "post_seconds": self.post_seconds,
+            "orders_per_s": orders / self.total_seconds,
+            "processing_orders_per_s": orders / (self.total_seconds - self.post_seconds),
+            "final": self.final,
+        }
+
 
 async def run_batch(
     stack: Stack, http: httpx.AsyncClient, tag: str, n: int, poll: float, deadline_s: float
@@ -626,12 +637,7 @@ async def measure_batch(stack: Stack, sizes: Sizes, report: Report) -> None:
             run = await run_batch(stack, http, "d", sizes.batch, 0.05, sizes.batch_deadline_s)
     rate = sizes.batch / run.total_seconds
     report.figures["d"] = {
-        "orders": sizes.batch,
-        "seconds": run.total_seconds,
-        "post_seconds": run.post_seconds,
-        "orders_per_s": rate,
-        "processing_orders_per_s": sizes.batch / (run.total_seconds - run.post_seconds),
-        "final": run.final,
+        **run.figures(sizes.batch),
         "chunk_size": FEE_CHUNK_SIZE,
         "window": WINDOW,
     }
@@ -882,14 +888,7 @@ async def measure_big_batch(stack: Stack, sizes: Sizes, report: Report) -> None:
             "interval_s": RSS_INTERVAL,
         }
     rate = sizes.big_batch / run.total_seconds
-    report.figures["g"] = {
-        "orders": sizes.big_batch,
-        "seconds": run.total_seconds,
-        "post_seconds": run.post_seconds,
-        "orders_per_s": rate,
-        "processing_orders_per_s": sizes.big_batch / (run.total_seconds - run.post_seconds),
-        "final": run.final,
-    }
+    report.figures["g"] = run.figures(sizes.big_batch)
     note = f"POST {run.post_seconds:.1f}s, {rate:,.0f} orders/s"
     if not completed:
         note += f"; succeeded {run.final.get('succeeded')} of {sizes.big_batch}"
