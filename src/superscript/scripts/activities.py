@@ -5,6 +5,12 @@ script that means paying twice. So the retry policy of the workflow allows exact
 script's ``max_attempts`` (1 by default), and this activity only asks for a retry
 (a retryable error) while attempts remain: a failed last attempt is returned as the
 run's outcome, never retried.
+
+Temporal's memory is not the limit, though: its attempt counter restarts in a new
+workflow of the same key (after one was terminated and deleted, or its history outlived
+by the retention). Each attempt is therefore claimed in the ledger before the script
+starts (``ScriptRuns.claim_attempt``); the number the ledger grants is the attempt, and
+once a key's ``max_attempts`` have started no attempt starts it again.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.scripts.models import (
     RecordScriptResultInput,
     RunPaymentScriptInput,
     ScriptOutcome,
     ScriptRunResult,
     run_result,
+    script_workflow_id,
 )
-from superscript.scripts.records import ScriptRuns
+from superscript.scripts.records import AttemptClaim, AttemptStarter, ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound
 from superscript.scripts.runner import RunResult, run_script
 from superscript.settings import Settings
@@ -39,7 +47,14 @@ WORKER_SHUTDOWN: Final = "WorkerShutdown"
 """Retryable: the worker stopped mid-run, the script was killed, attempts remain."""
 SCRIPT_NOT_FOUND: Final = "ScriptNotFound"
 """Non-retryable: the script was removed after the run was requested; nothing ran."""
-NON_RETRYABLE_TYPES: Final = [SCRIPT_NOT_FOUND]
+ATTEMPT_NOT_RECORDED: Final = "AttemptNotRecorded"
+"""The ledger could not record the attempt (a database fault), so nothing started.
+
+Non-retryable for Temporal, whose retry budget is the script's ``max_attempts``: the
+workflow runs the activity again instead, as often as it takes, since nothing ran."""
+ARGS_MISMATCH: Final = "IdempotencyKeyReused"
+"""Non-retryable: the key was recorded with other args than this run's; nothing ran."""
+NON_RETRYABLE_TYPES: Final = [SCRIPT_NOT_FOUND, ATTEMPT_NOT_RECORDED, ARGS_MISMATCH]
 
 SHUTDOWN_REASON: Final = "worker shut down during the run; the script was killed"
 
@@ -64,6 +79,32 @@ def _failed(attempt: int, reason: str) -> ScriptOutcome:
     return ScriptOutcome(
         status="failed", exit_code=None, stdout="", stderr="", attempts=attempt, reason=reason
     )
+
+
+def _stored_outcome(result: ScriptRunResult, *, recorded: bool) -> ScriptOutcome:
+    """The outcome of a result the ledger holds.
+
+    ``recorded`` only when the result is this workflow run's own (decided by its claim):
+    a result decided under an earlier run carries that run's ID, so the workflow then
+    asks the ledger for it (``record_script_result``) and answers exactly what it holds.
+    """
+    return ScriptOutcome(
+        status=result.status,
+        exit_code=result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        attempts=result.attempts,
+        reason=result.reason,
+        recorded=recorded,
+    )
+
+
+def _worker_identity() -> str | None:
+    """The worker's identity (its client's), kept with each attempt it starts."""
+    try:
+        return activity.client().identity
+    except RuntimeError:  # no client: an activity run outside a worker (tests)
+        return None
 
 
 def _cancelled_by_worker_shutdown() -> bool:
@@ -102,18 +143,24 @@ class ScriptActivities:
     async def run_payment_script(self, input: RunPaymentScriptInput) -> ScriptOutcome:
         """Run one attempt; return the run's outcome, or raise to ask for another attempt.
 
-        The script gets ``SUPERSCRIPT_ATTEMPT`` (Temporal's attempt number) and
+        The attempt is claimed in the ledger first; a key already decided, or whose
+        attempts have all started, returns its result and starts nothing. The script gets
+        ``SUPERSCRIPT_ATTEMPT`` (the attempt number the ledger granted) and
         ``SUPERSCRIPT_DATA_DIR``. A cancellation kills the script's process group before
         it propagates; a stopping worker makes the attempt a failure with that reason.
         """
-        attempt = activity.info().attempt
-        last = attempt >= input.max_attempts
         try:
             spec = self.registry.get(input.script)
         except ScriptNotFound as exc:
             raise ApplicationError(
                 f"{exc.detail}; nothing was run", type=SCRIPT_NOT_FOUND, non_retryable=True
             ) from exc
+        claim = await self._claim(input)
+        if claim.result is not None:
+            return _stored_outcome(claim.result, recorded=claim.refused)
+        assert claim.attempt is not None
+        attempt = claim.attempt
+        last = attempt >= input.max_attempts
 
         def beat() -> None:
             # The attempt rides along, so a heartbeat timeout still says which one it was.
@@ -151,6 +198,41 @@ class ScriptActivities:
             )
         return await self._recorded(input, outcome)
 
+    async def _claim(self, input: RunPaymentScriptInput) -> AttemptClaim:
+        """Claim the next attempt in the ledger, heartbeating while the database is busy.
+
+        A database fault here starts nothing and is reported as ``ATTEMPT_NOT_RECORDED``
+        (the workflow tries again). Should the fault hide a claim that did commit, that
+        attempt counts as started: the key may then end "not run again" without having
+        run, the safe side of at most once.
+        """
+        info = activity.info()
+        starter = AttemptStarter(
+            workflow_id=info.workflow_id or script_workflow_id(input.script, input.order_id),
+            run_id=info.workflow_run_id,
+            activity_id=info.activity_id,
+            activity_attempt=info.attempt,
+            worker=_worker_identity(),
+        )
+        claiming = self.runs.claim_attempt(
+            input.script, input.order_id, input.args, input.max_attempts, starter
+        )
+        try:
+            return await self._heartbeating(claiming, 0)
+        except IdempotencyKeyReused as exc:
+            raise ApplicationError(f"{exc.detail}", type=ARGS_MISMATCH, non_retryable=True) from exc
+        except Exception as exc:
+            activity.logger.warning(
+                "could not record an attempt of %s; nothing was started",
+                starter.workflow_id,
+                exc_info=True,
+            )
+            raise ApplicationError(
+                f"the attempt could not be recorded, so the script was not started: {exc}",
+                type=ATTEMPT_NOT_RECORDED,
+                non_retryable=True,
+            ) from exc
+
     async def _recorded(
         self, input: RunPaymentScriptInput, outcome: ScriptOutcome
     ) -> ScriptOutcome:
@@ -177,15 +259,7 @@ class ScriptActivities:
             return outcome
         stored = record.result
         assert stored is not None
-        return ScriptOutcome(
-            status=stored.status,
-            exit_code=stored.exit_code,
-            stdout=stored.stdout,
-            stderr=stored.stderr,
-            attempts=stored.attempts,
-            reason=stored.reason,
-            recorded=True,
-        )
+        return _stored_outcome(stored, recorded=True)
 
     async def _heartbeating(self, work: Awaitable[T], attempt: int) -> T:
         """Await ``work`` and keep heartbeating meanwhile: a busy database (SQLite's single

@@ -29,6 +29,9 @@ DEFAULT_HEARTBEAT_TIMEOUT_SECONDS: Final = 10.0
 
 RunStatus = Literal["succeeded", "failed"]
 
+NOT_RUN_AGAIN_REASON: Final = "a previous attempt started and its end is unknown; not run again"
+"""The contract's reason of a run whose allowed attempts had all started already."""
+
 
 def script_workflow_id(script: str, order_id: str) -> str:
     """The business key is the workflow ID: one run per (script, order_id), ever."""

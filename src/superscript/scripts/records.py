@@ -5,6 +5,10 @@ against, and not forever (its retention ends). So the args of a key are written 
 before its workflow starts (insert-if-absent: the first caller's args win), a caller with
 other args is refused as ``idempotency_key_reused``, and the decided result is stored
 here too, so that every later read is answered without Temporal.
+
+Each start of the script is recorded too (``script_attempts``), before the script starts:
+the limit of ``max_attempts`` starts per key holds even when Temporal has forgotten the
+key's workflow (terminated and deleted, or past its retention).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Column, DateTime, String, Table, Text, func, select, update
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from superscript.ledger.engine import write_transaction
 from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.ledger.schema import ID, metadata
-from superscript.scripts.models import ScriptRunResult
+from superscript.scripts.models import NOT_RUN_AGAIN_REASON, ScriptRunResult
 
 RecordStatus = Literal["pending", "succeeded", "failed"]
 
@@ -39,6 +43,22 @@ script_runs = Table(
     Column("result", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("decided_at", DateTime(timezone=True), nullable=True),
+)
+
+# Created by migration 0004_script_attempts: one row per start of the script, ever.
+script_attempts = Table(
+    "script_attempts",
+    metadata,
+    Column("script", ID, primary_key=True),
+    Column("order_id", ID, primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    # Who started it, for an operator: the workflow run, the activity and the worker.
+    Column("workflow_id", String(300), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("activity_id", String(300), nullable=True),
+    Column("activity_attempt", Integer, nullable=True),
+    Column("worker", String(300), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
@@ -75,6 +95,32 @@ class ScriptRunRecord(BaseModel):
                 f"order {self.order_id!r} already has a run of script {self.script!r} with "
                 "other args; nothing was run"
             )
+
+
+class AttemptStarter(BaseModel):
+    """Who asks to start an attempt: kept with the attempt, for an operator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    run_id: str | None = None
+    activity_id: str | None = None
+    activity_attempt: int | None = None
+    worker: str | None = None
+
+
+class AttemptClaim(BaseModel):
+    """What ``claim_attempt`` decided: start attempt ``attempt``, or answer ``result``.
+
+    Exactly one of the two is set. ``refused`` says the result was decided by this very
+    claim (the key's attempts were all started already), not found decided.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int | None = None
+    result: ScriptRunResult | None = None
+    refused: bool = False
 
 
 class ScriptRuns:
@@ -117,6 +163,99 @@ class ScriptRuns:
         record.check_args(args)
         return record
 
+    async def claim_attempt(
+        self,
+        script: str,
+        order_id: str,
+        args: Sequence[str],
+        max_attempts: int,
+        starter: AttemptStarter,
+    ) -> AttemptClaim:
+        """Record the next start of the key's script, if one may start; in one transaction.
+
+        Called right before the script would start, by whatever path started the run: the
+        key's row is created if absent (a workflow started without the API's claim). A
+        decided key answers its result and starts nothing. Otherwise the attempts already
+        recorded are counted: under ``max_attempts`` the next one is recorded and granted
+        (its number is the script's ``SUPERSCRIPT_ATTEMPT``); at the limit none starts,
+        and the run is decided ``failed`` here, as the key's result (first result wins),
+        with ``attempts`` the number that did start. Concurrent claims of one key queue
+        on the key's row (``FOR UPDATE`` on PostgreSQL, the single writer on SQLite), and
+        the attempts' primary key backs that up, so two claims never get one number.
+
+        Raises ``IdempotencyKeyReused`` when the key was recorded with other args: nothing
+        starts then either.
+        """
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                self._insert_if_absent(
+                    script=script,
+                    order_id=order_id,
+                    args=encode_args(args),
+                    args_hash=args_digest(args),
+                    workflow_id=starter.workflow_id,
+                    status="pending",
+                )
+            )
+            record = await _read(conn, script, order_id, for_update=True)
+            assert record is not None, "a claimed row can't vanish: rows are never deleted"
+            record.check_args(args)
+            if record.result is not None:
+                return AttemptClaim(result=record.result)
+            started = (
+                await conn.execute(
+                    select(func.coalesce(func.max(script_attempts.c.attempt), 0)).where(
+                        script_attempts.c.script == script,
+                        script_attempts.c.order_id == order_id,
+                    )
+                )
+            ).scalar_one()
+            if started >= max_attempts:
+                result = ScriptRunResult(
+                    order_id=order_id,
+                    script=script,
+                    status="failed",
+                    exit_code=None,
+                    stdout="",
+                    stderr="",
+                    attempts=started,
+                    workflow_id=starter.workflow_id,
+                    run_id=starter.run_id,
+                    reason=NOT_RUN_AGAIN_REASON,
+                )
+                await conn.execute(
+                    update(script_runs)
+                    .where(
+                        script_runs.c.script == script,
+                        script_runs.c.order_id == order_id,
+                        script_runs.c.result.is_(None),
+                    )
+                    .values(
+                        status=result.status, result=result.model_dump_json(), decided_at=func.now()
+                    )
+                )
+                return AttemptClaim(result=result, refused=True)
+            attempt = started + 1
+            await conn.execute(
+                script_attempts.insert().values(
+                    script=script,
+                    order_id=order_id,
+                    attempt=attempt,
+                    **starter.model_dump(),
+                )
+            )
+            return AttemptClaim(attempt=attempt)
+
+    async def attempts(self, script: str, order_id: str) -> list[dict[str, Any]]:
+        """The key's recorded starts, first first (for operators and tests)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(script_attempts)
+                .where(script_attempts.c.script == script, script_attempts.c.order_id == order_id)
+                .order_by(script_attempts.c.attempt)
+            )
+            return [row._asdict() for row in rows]
+
     async def record_result(self, result: ScriptRunResult, args: Sequence[str]) -> ScriptRunRecord:
         """Store the decided run; the first stored result stays (a run decides once).
 
@@ -152,14 +291,15 @@ class ScriptRuns:
         return record
 
 
-async def _read(conn: AsyncConnection, script: str, order_id: str) -> ScriptRunRecord | None:
-    row = (
-        await conn.execute(
-            select(script_runs).where(
-                script_runs.c.script == script, script_runs.c.order_id == order_id
-            )
-        )
-    ).first()
+async def _read(
+    conn: AsyncConnection, script: str, order_id: str, *, for_update: bool = False
+) -> ScriptRunRecord | None:
+    query = select(script_runs).where(
+        script_runs.c.script == script, script_runs.c.order_id == order_id
+    )
+    if for_update:  # PostgreSQL locks the row; SQLite ignores it (its writer is alone)
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         return None
     values = row._asdict()

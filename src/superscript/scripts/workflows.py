@@ -4,6 +4,8 @@ Its ID is ``SCRIPT-WF-{script}-{order_id}``, so every caller of one key shares o
 one result. The script runs at most ``max_attempts`` times (its header; 1 by default):
 whatever ends the last attempt (an exit code, a timeout, a lost or stopped worker, a
 cancellation) becomes the run's ``failed`` result here instead of another attempt.
+The ledger keeps the count of attempts (the activity claims each one there before the
+script starts), so a new workflow of a key whose attempts were used starts nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from superscript.retries import until_done
-    from superscript.scripts.activities import NON_RETRYABLE_TYPES, ScriptActivities
+    from superscript.scripts.activities import (
+        ATTEMPT_NOT_RECORDED,
+        NON_RETRYABLE_TYPES,
+        ScriptActivities,
+    )
     from superscript.scripts.models import (
         RecordScriptResultInput,
         RunPaymentScriptInput,
@@ -38,6 +44,10 @@ RETRY_MAXIMUM_INTERVAL = timedelta(seconds=30)
 RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_SCHEDULE_TO_CLOSE = timedelta(days=1)
 RECORD_RETRY = until_done()
+
+# The ledger could not record an attempt (nothing started): try again, backing off.
+CLAIM_RETRY_INITIAL = timedelta(seconds=1)
+CLAIM_RETRY_MAXIMUM = timedelta(seconds=30)
 
 
 def script_retry_policy(max_attempts: int) -> RetryPolicy:
@@ -59,23 +69,7 @@ class SinglePaymentCollectionWorkflow:
     async def run(self, input: SinglePaymentCollectionInput) -> ScriptRunResult:
         info = workflow.info()
         try:
-            outcome = await workflow.execute_activity_method(
-                ScriptActivities.run_payment_script,
-                RunPaymentScriptInput(
-                    script=input.script,
-                    order_id=input.order_id,
-                    args=input.args,
-                    max_attempts=input.max_attempts,
-                    timeout_seconds=input.timeout_seconds,
-                ),
-                start_to_close_timeout=timedelta(seconds=input.timeout_seconds) + RUN_MARGIN,
-                heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_seconds),
-                retry_policy=script_retry_policy(input.max_attempts),
-                # A cancelled workflow waits until the script is really killed.
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
-        except ActivityError as error:
-            outcome = outcome_of_error(error, input)
+            outcome = await self._outcome(input)
         except asyncio.CancelledError:
             outcome = ScriptOutcome(
                 status="failed",
@@ -102,3 +96,41 @@ class SinglePaymentCollectionWorkflow:
             # The run is decided all the same; readers fall back to this workflow's result.
             workflow.logger.warning("could not record %s: %s", info.workflow_id, error)
             return result
+
+    async def _outcome(self, input: SinglePaymentCollectionInput) -> ScriptOutcome:
+        """What the script's attempts came to; an activity that could not record its
+        attempt started nothing, so it is run again (a new activity), backing off."""
+        delay = CLAIM_RETRY_INITIAL
+        while True:
+            try:
+                return await self._attempts(input)
+            except ActivityError as error:
+                if not _nothing_started(error):
+                    return outcome_of_error(error, input)
+                workflow.logger.warning("%s: %s; trying again", workflow.info().workflow_id, error)
+            await workflow.sleep(delay)
+            delay = min(delay * 2, CLAIM_RETRY_MAXIMUM)
+
+    async def _attempts(self, input: SinglePaymentCollectionInput) -> ScriptOutcome:
+        """The script's attempts: one activity, retried by Temporal as the header allows."""
+        return await workflow.execute_activity_method(
+            ScriptActivities.run_payment_script,
+            RunPaymentScriptInput(
+                script=input.script,
+                order_id=input.order_id,
+                args=input.args,
+                max_attempts=input.max_attempts,
+                timeout_seconds=input.timeout_seconds,
+            ),
+            start_to_close_timeout=timedelta(seconds=input.timeout_seconds) + RUN_MARGIN,
+            heartbeat_timeout=timedelta(seconds=input.heartbeat_timeout_seconds),
+            retry_policy=script_retry_policy(input.max_attempts),
+            # A cancelled workflow waits until the script is really killed.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+
+def _nothing_started(error: ActivityError) -> bool:
+    """Whether the activity failed because the ledger could not record its attempt."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == ATTEMPT_NOT_RECORDED
