@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -29,9 +30,9 @@ from temporalio.worker import Worker
 
 from superscript.devserver import sqlite_pragma_args, temporal_binary
 from superscript.ledger import Ledger
-from superscript.ledger.engine import create_engine
+from superscript.ledger.engine import create_engine, migrate
 from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry
-from superscript.scripts.activities import ScriptActivities
+from superscript.scripts.activities import ATTEMPT_NOT_RECORDED, ScriptActivities
 from superscript.scripts.client import collection_input, start_script_workflow
 from superscript.scripts.models import (
     NOT_RUN_AGAIN_REASON,
@@ -40,6 +41,7 @@ from superscript.scripts.models import (
     script_workflow_id,
 )
 from superscript.scripts.records import AttemptClaim, AttemptStarter, ScriptRuns
+from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.settings import Settings
 from tests.conftest import Api, unique
 
@@ -387,3 +389,57 @@ async def test_d_batch_item_whose_attempts_were_used_fails_without_a_start(
     assert starts(api.settings, fresh) == ["attempt=1"]
     run = (await api.http.get(f"/scripts/gated-payment/runs/{used}")).json()
     assert run["status"] == "failed" and run["reason"] == NOT_RUN_AGAIN_REASON
+
+
+# A database fault before the claim ---------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_ledger_fault_before_the_claim_starts_nothing_and_is_tried_again(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """A real fault: the worker's ledger lacks its tables until it is migrated. Nothing
+    starts meanwhile; once the ledger works, the run happens, once, as attempt 1."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'not-yet-migrated.db'}")
+    try:
+        activities = ScriptActivities(
+            Registry(settings.scripts_dir), ScriptRuns(engine), settings.data_dir
+        )
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[SinglePaymentCollectionWorkflow],
+            activities=[activities.run_payment_script, activities.record_script_result],
+        )
+        async with worker:
+            order_id = unique("order")
+            spec = Registry(settings.scripts_dir).get("gated-payment")
+            handle = await start_script_workflow(
+                client, collection_input(spec, order_id, []), settings.task_queue
+            )
+
+            async def failure_types() -> list[str]:
+                events = (await handle.fetch_history()).events
+                return [
+                    e.activity_task_failed_event_attributes.failure.application_failure_info.type
+                    for e in events
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                ]
+
+            deadline = time.monotonic() + 30
+            while not (failed := await failure_types()):
+                if time.monotonic() > deadline:
+                    pytest.fail("the activity did not fail on the unmigrated ledger")
+                await asyncio.sleep(0.05)
+            assert failed[0] == ATTEMPT_NOT_RECORDED
+            assert starts(settings, order_id) == []
+
+            await migrate(engine)
+            result = await handle.result()
+
+        assert result.status == "succeeded" and result.attempts == 1
+        assert starts(settings, order_id) == ["attempt=1"]
+        record = await ScriptRuns(engine).get("gated-payment", order_id)
+        assert record is not None and record.result == result
+    finally:
+        await engine.dispose()

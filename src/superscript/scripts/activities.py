@@ -220,7 +220,7 @@ class ScriptActivities:
         try:
             return await self._heartbeating(claiming, 0)
         except IdempotencyKeyReused as exc:
-            raise ApplicationError(f"{exc.detail}", type=ARGS_MISMATCH, non_retryable=True) from exc
+            raise ApplicationError(exc.detail, type=ARGS_MISMATCH, non_retryable=True) from exc
         except Exception as exc:
             activity.logger.warning(
                 "could not record an attempt of %s; nothing was started",
