@@ -32,7 +32,7 @@ RunStatus = Literal["succeeded", "failed"]
 
 def script_workflow_id(script: str, order_id: str) -> str:
     """The business key is the workflow ID: one run per (script, order_id), ever."""
-    return f"{WORKFLOW_ID_PREFIX}{script}-{order_id}"
+    return f"{WORKFLOW_ID_PREFIX}{script}/{order_id}"
 
 
 class SinglePaymentCollectionInput(BaseModel):
