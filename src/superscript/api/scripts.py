@@ -17,6 +17,7 @@ from superscript.api.schemas import ID_PATTERN, Identifier, PendingBody, Strict,
 from superscript.api.state import Services, services
 from superscript.ledger import LedgerError
 from superscript.scripts.client import (
+    Pending,
     RunUndecided,
     not_recorded,
     recorded_run,
@@ -203,8 +204,8 @@ async def run_once(
         raise Problem(503, exc.code, exc.detail, order_id=body.order_id, script=name) from exc
     except RPCError as exc:
         raise _unavailable(exc, body.order_id, name) from exc
-    if result is None:
-        return _pending(name, body.order_id)
+    if isinstance(result, Pending):
+        return _pending(name, body.order_id, result.workflow_id)
     return result
 
 

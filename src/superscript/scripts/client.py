@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -55,6 +56,13 @@ def not_recorded(workflow_id: str) -> ResultNotRecorded:
         "result could not be stored): check that the API, the workers and Temporal share "
         "one ledger.",
     )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The key's run is not decided yet; ``workflow_id`` names the workflow running it."""
+
+    workflow_id: str
 
 
 def collection_input(
@@ -173,8 +181,8 @@ async def request_script_run(
     *,
     task_queue: str,
     wait_seconds: float,
-) -> ScriptRunResult | None:
-    """Run ``spec`` once for ``order_id``, however many callers ask; None while pending.
+) -> ScriptRunResult | Pending:
+    """Run ``spec`` once for ``order_id``, however many callers ask; ``Pending`` meanwhile.
 
     The args are recorded before the workflow starts, so a caller with other args is
     refused (``IdempotencyKeyReused``) and nothing runs for it. A decided run is answered
@@ -208,6 +216,6 @@ async def request_script_run(
             handle.id, f"{handle.id} ended without deciding the run: {exc.cause}"
         ) from exc
     if result is None:
-        return None
+        return Pending(handle.id)
     # The workflow stores its result before it returns: the record is the answer.
     return result_of(await runs.get(spec.name, order_id), handle.id)
