@@ -154,9 +154,7 @@ async def recorded_run(client: Client, record: ScriptRunRecord) -> ScriptHandle 
     """
     if record.workflow_id == script_workflow_id(record.script, record.order_id):
         return None
-    handle = client.get_workflow_handle_for(
-        SinglePaymentCollectionWorkflow.run, record.workflow_id
-    )
+    handle = client.get_workflow_handle_for(SinglePaymentCollectionWorkflow.run, record.workflow_id)
     if await started_for(client, handle) != (record.script, record.order_id):
         return None
     return handle
