@@ -162,7 +162,17 @@ async def test_pending_when_no_worker_decides_in_time(
         assert posted.status_code == 202 and posted.json() == expected
         assert fetched.status_code == 202 and fetched.json() == expected
         assert await balance_of(api, account_id) == 100
+
+        # Closed without an outcome: a 503 naming the status by name, never a charge.
         await client.get_workflow_handle(f"FEE-WF-{order_id}").terminate("test cleanup")
+        after = await api.http.get(f"/orders/{order_id}/fee")
+        again = await api.http.post(
+            f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 10}
+        )
+        assert after.status_code == again.status_code == 503
+        assert after.json()["code"] == again.json()["code"] == "workflow_failed"
+        assert f"FEE-WF-{order_id} closed (TERMINATED) " in after.json()["detail"]
+        assert await balance_of(api, account_id) == 100
 
 
 async def test_healthz_and_metrics(api: Api) -> None:

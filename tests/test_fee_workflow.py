@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
@@ -16,7 +16,7 @@ from superscript.fees.activities import FeeActivities
 from superscript.fees.client import start_fee_workflow
 from superscript.fees.models import ApplyFeeInput
 from superscript.fees.workflows import FeeDeductionWorkflow
-from superscript.ledger import FeeOrder, FeeOutcome, Ledger
+from superscript.ledger import Decider, FeeOrder, FeeOutcome, Ledger
 from superscript.settings import Settings
 from tests.conftest import unique
 
@@ -97,25 +97,66 @@ async def test_start_after_completion_replays_the_closed_run(
     assert (await ledger.get_account(account_id)).balance == 60
 
 
-async def test_business_failure_is_a_typed_non_retryable_error(
-    client: Client, ledger: Ledger, settings: Settings, counted: CountingFeeActivities
+def _faults(records: list[logging.LogRecord]) -> list[str]:
+    """What an operator would be paged for: warnings, errors and tracebacks."""
+    return [r.getMessage() for r in records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+@pytest.mark.parametrize("ghost", [False, True], ids=["insufficient_funds", "account_not_found"])
+async def test_declined_fee_completes_with_its_outcome_and_logs_one_line(
+    ghost: bool,
+    client: Client,
+    ledger: Ledger,
+    settings: Settings,
+    counted: CountingFeeActivities,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A decline is the order's outcome, not a fault: COMPLETED, no traceback."""
+    caplog.set_level(logging.INFO)
     account_id = unique("acc")
-    await ledger.create_account(account_id, 10)
+    if not ghost:
+        await ledger.create_account(account_id, 10)
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=11)
+    status = "account_not_found" if ghost else "insufficient_funds"
 
     handle = await start_fee_workflow(client, order, settings.task_queue)
-    with pytest.raises(WorkflowFailureError) as failed:
-        await handle.result()
+    outcome = await handle.result()
 
-    cause = failed.value.cause
-    assert isinstance(cause, ActivityError)
-    assert isinstance(cause.cause, ApplicationError)
-    assert cause.cause.type == "InsufficientFunds"
-    assert cause.cause.non_retryable
-    assert counted.executions == 1
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     recorded = await ledger.get_fee_outcome(order.order_id)
-    assert recorded is not None and recorded.status == "insufficient_funds"
+    assert recorded is not None and recorded == outcome and outcome.status == status
+    assert counted.executions == 1
+    assert _faults(caplog.records) == []
+    mentions = [r.getMessage() for r in caplog.records if order.order_id in r.getMessage()]
+    assert len(mentions) == 1
+    assert f"order {order.order_id} declined: {status} (FEE-WF-{order.order_id})" in mentions[0]
+
+
+async def test_order_held_with_another_payload_completes_with_the_recorded_outcome(
+    client: Client,
+    ledger: Ledger,
+    settings: Settings,
+    counted: CountingFeeActivities,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ledger already holds the order (from a batch): the workflow returns that."""
+    caplog.set_level(logging.INFO)
+    account_id = unique("acc")
+    await ledger.create_account(account_id, 1_000)
+    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
+    earlier = await ledger.apply_fee(order, Decider(workflow_id="BATCH-WF-b-1"))
+
+    handle = await start_fee_workflow(
+        client, order.model_copy(update={"amount": 1}), settings.task_queue
+    )
+    outcome = await handle.result()
+
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert outcome == earlier.outcome and outcome.workflow_id == "BATCH-WF-b-1"
+    assert (await ledger.get_account(account_id)).balance == 700
+    assert await ledger.charges_for(order.order_id) == 1
+    assert _faults(caplog.records) == []
+    assert any("idempotency_key_reused" in r.getMessage() for r in caplog.records)
 
 
 async def test_activity_applied_twice_charges_once(ledger: Ledger) -> None:
@@ -135,20 +176,17 @@ async def test_activity_applied_twice_charges_once(ledger: Ledger) -> None:
     assert (await ledger.get_account(account_id)).balance == 700
 
 
-async def test_activity_rejects_a_reused_key_without_charging(ledger: Ledger) -> None:
+async def test_activity_returns_the_recorded_outcome_for_a_reused_key(ledger: Ledger) -> None:
     account_id = unique("acc")
     await ledger.create_account(account_id, 1_000)
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
     activities = FeeActivities(ledger)
     environment = ActivityEnvironment()
-    await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+    first = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
 
-    with pytest.raises(ApplicationError) as raised:
-        await environment.run(
-            activities.apply_fee,
-            ApplyFeeInput(order=order.model_copy(update={"amount": 1})),
-        )
+    again = await environment.run(
+        activities.apply_fee, ApplyFeeInput(order=order.model_copy(update={"amount": 1}))
+    )
 
-    assert raised.value.type == "IdempotencyKeyReused"
-    assert raised.value.non_retryable
+    assert again == first and not again.matches(order.model_copy(update={"amount": 1}))
     assert (await ledger.get_account(account_id)).balance == 700

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -17,13 +18,18 @@ from typing import Any
 import httpx
 import pytest
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from superscript.batches.activities import BatchActivities
+from superscript.batches.models import FetchRunInput
+from superscript.batches.store import BatchStore
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry
 from superscript.scripts.activities import SHUTDOWN_REASON, ScriptActivities
-from superscript.scripts.client import collection_input, start_script_workflow
+from superscript.scripts.client import ScriptHandle, collection_input, start_script_workflow
 from superscript.scripts.models import (
     RunPaymentScriptInput,
     ScriptOutcome,
@@ -34,6 +40,7 @@ from superscript.scripts.models import (
 from superscript.scripts.records import ScriptRuns, args_digest
 from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.settings import Settings
+from superscript.worker import build_worker
 from tests.conftest import Api, serve_app, unique
 
 PROBLEM = "application/problem+json"
@@ -76,12 +83,26 @@ sleep 300
 """
 
 
+# Two scripts whose keys collided under the old IDs: pay + x-1 and pay-x + 1.
+PAY = """#!/usr/bin/env bash
+# superscript.description: Appends its name and order to pay.log (for the old-ID tests)
+set -euo pipefail
+printf '%s %s\\n' "{name}" "$SUPERSCRIPT_ORDER_ID" >>"$SUPERSCRIPT_DATA_DIR/pay.log"
+echo "paid by {name}"
+"""
+
+
 @pytest.fixture
 def scripts_dir(tmp_path: Path) -> Path:
     """The bundled scripts plus test scripts, and a file that is not executable."""
     path = tmp_path / "scripts"
     shutil.copytree(BUNDLED_SCRIPTS_DIR, path)
-    for name, body in (("flaky-payment.sh", FLAKY), ("hang-payment.sh", HANG)):
+    for name, body in (
+        ("flaky-payment.sh", FLAKY),
+        ("hang-payment.sh", HANG),
+        ("pay.sh", PAY.replace("{name}", "pay")),
+        ("pay-x.sh", PAY.replace("{name}", "pay-x")),
+    ):
         (path / name).write_text(body)
         (path / name).chmod(0o755)
     plain = path / "not-executable.sh"
@@ -193,7 +214,7 @@ async def test_ten_concurrent_callers_run_the_script_once_with_one_answer(api: A
     assert body["stdout"] == f"collected 1250 EUR for {order_id}\n"
     assert body["stderr"] == "" and body["reason"] is None
     assert body["attempts"] == 1
-    assert body["workflow_id"] == f"SCRIPT-WF-collect-payment-{order_id}"
+    assert body["workflow_id"] == f"SCRIPT-WF-collect-payment/{order_id}"
     assert body["run_id"]
     assert payment_lines(api.settings, key) == [f"{key} {order_id} 1250 EUR attempt=1"]
 
@@ -287,6 +308,25 @@ async def test_failing_script_is_a_decided_failed_run(api: Api) -> None:
     assert body["attempts"] == 1 and body["reason"] is None
     fetched = await api.http.get(f"{run_path('fail-payment')}/{order_id}")
     assert fetched.status_code == 200 and fetched.json() == body
+
+
+async def test_a_failed_script_completes_its_workflow_and_logs_one_line(
+    api: Api, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The script's exit code is a business outcome: COMPLETED, one line, no traceback."""
+    caplog.set_level(logging.INFO)
+    order_id = unique("order")
+    response = await post_run(api, "fail-payment", order_id, [])
+
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    workflow_id = response.json()["workflow_id"]
+    description = await client.get_workflow_handle(workflow_id).describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+    faults = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert [r.getMessage() for r in faults] == []
+    mentions = [r.getMessage() for r in caplog.records if order_id in r.getMessage()]
+    assert len(mentions) == 1
+    assert f"script run fail-payment/{order_id} failed: exit code 3 ({workflow_id})" in mentions[0]
 
 
 async def test_timeout_fails_with_null_exit_code_and_kills_the_script_and_its_child(
@@ -455,7 +495,7 @@ async def test_pending_when_no_worker_decides_in_time(
     idle = settings.model_copy(update={"task_queue": unique("idle"), "result_wait_seconds": 0.3})
     async with serve_app(idle, ledger, client) as api:
         order_id = unique("order")
-        workflow_id = f"SCRIPT-WF-collect-payment-{order_id}"
+        workflow_id = f"SCRIPT-WF-collect-payment/{order_id}"
 
         posted = await post_run(api, "collect-payment", order_id, ["7"])
         fetched = await api.http.get(f"{run_path('collect-payment')}/{order_id}")
@@ -468,9 +508,10 @@ async def test_pending_when_no_worker_decides_in_time(
         )
 
         await client.get_workflow_handle(workflow_id).terminate("test cleanup")
-        assert_problem(
+        closed = assert_problem(
             await api.http.get(f"{run_path('collect-payment')}/{order_id}"), 503, "workflow_failed"
         )
+        assert closed["detail"].startswith(f"{workflow_id} closed (TERMINATED) ")
         assert_problem(
             await post_run(api, "collect-payment", order_id, ["7"]), 503, "workflow_failed"
         )
@@ -635,6 +676,111 @@ async def test_the_first_stored_result_is_the_answer(
     ):
         handle = await start_script_workflow(client, input, settings.task_queue)
         assert await handle.result() == stored
+
+
+# Records stored under the old IDs (SCRIPT-WF-{name}-{order_id}) ------------------------
+
+
+def pay_lines(settings: Settings) -> list[str]:
+    log = settings.data_dir / "pay.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def old_workflow_id(script: str, order_id: str) -> str:
+    """The ID the code built before ``SCRIPT-WF-{name}/{order_id}``: ambiguous."""
+    return f"SCRIPT-WF-{script}-{order_id}"
+
+
+async def start_old_run(
+    client: Client, settings: Settings, runs: ScriptRuns, script: str, order_id: str
+) -> ScriptHandle:
+    """What the old code did for a key: claim it under the old ID, start that workflow."""
+    spec = Registry(settings.scripts_dir).get(script)
+    workflow_id = old_workflow_id(script, order_id)
+    await runs.claim(script, order_id, [], workflow_id)
+    return await client.start_workflow(
+        SinglePaymentCollectionWorkflow.run,
+        collection_input(spec, order_id, []),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+
+
+async def test_a_collided_old_id_runs_the_keys_own_script(api: Api, client: Client) -> None:
+    """pay/x-{u} ran under SCRIPT-WF-pay-x-{u}; pay-x/{u}'s pending record names it too."""
+    runs = ScriptRuns(api.ledger.engine)
+    u = unique("o")
+    old_id = old_workflow_id("pay", f"x-{u}")
+    assert old_id == old_workflow_id("pay-x", u)
+    paid = await (await start_old_run(client, api.settings, runs, "pay", f"x-{u}")).result()
+    await runs.claim("pay-x", u, [], old_id)  # as the old code did: its run never began
+
+    waiting = await api.http.get(f"{run_path('pay-x')}/{u}")
+    response = await post_run(api, "pay-x", u, [])
+
+    assert waiting.status_code == 202 and waiting.json()["workflow_id"] == f"SCRIPT-WF-pay-x/{u}"
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["script"], body["order_id"], body["status"]) == ("pay-x", u, "succeeded")
+    assert body["workflow_id"] == f"SCRIPT-WF-pay-x/{u}" and body["stdout"] == "paid by pay-x\n"
+    assert pay_lines(api.settings) == [f"pay x-{u}", f"pay-x {u}"]
+    assert (await api.http.get(f"{run_path('pay-x')}/{u}")).json() == body
+
+    # The decided record under the old ID keeps answering from its stored result.
+    assert paid.workflow_id == old_id
+    for answer in (
+        await post_run(api, "pay", f"x-{u}", []),
+        await api.http.get(f"{run_path('pay')}/x-{u}"),
+    ):
+        assert answer.status_code == 200 and answer.json() == paid.model_dump()
+    assert pay_lines(api.settings) == [f"pay x-{u}", f"pay-x {u}"]
+
+
+async def test_a_pending_old_id_record_joins_its_own_workflow(
+    settings: Settings, ledger: Ledger, client: Client
+) -> None:
+    """The key's run started under the old ID and is still going: joined, never re-run."""
+    runs = ScriptRuns(ledger.engine)
+    order_id = f"x-{unique('o')}"
+    old_id = old_workflow_id("pay", order_id)
+    quick = settings.model_copy(update={"result_wait_seconds": 0.3})
+    async with serve_app(quick, ledger, client) as api:
+        # No worker yet: the old run is open when the new code is asked about the key.
+        await start_old_run(client, settings, runs, "pay", order_id)
+        posted = await post_run(api, "pay", order_id, [])
+        fetched = await api.http.get(f"{run_path('pay')}/{order_id}")
+        pending = {"order_id": order_id, "status": "pending", "workflow_id": old_id}
+        assert posted.status_code == 202 and posted.json() == pending
+        assert fetched.status_code == 202 and fetched.json() == pending
+
+    async with build_worker(client, ledger, settings), serve_app(settings, ledger, client) as api:
+        decided = await post_run(api, "pay", order_id, [])
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["workflow_id"] == old_id
+        assert (decided.json()["script"], decided.json()["order_id"]) == ("pay", order_id)
+        assert pay_lines(settings) == [f"pay {order_id}"]
+        with pytest.raises(RPCError) as missing:
+            await client.get_workflow_handle(script_workflow_id("pay", order_id)).describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_batch_follows_a_pending_old_id_record_to_its_workflow(
+    api: Api, client: Client
+) -> None:
+    """``fetch_script_run`` waits on the workflow the record names, not on a new ID."""
+    runs = ScriptRuns(api.ledger.engine)
+    order_id = f"x-{unique('o')}"
+    await start_old_run(client, api.settings, runs, "pay", order_id)
+    activities = BatchActivities(
+        BatchStore(api.ledger), Registry(api.settings.scripts_dir), runs, client
+    )
+
+    done = await ActivityEnvironment().run(
+        activities.fetch_script_run, FetchRunInput(seq=0, script="pay", order_id=order_id)
+    )
+
+    assert (done.status, done.outcome, done.exit_code) == ("replayed", "succeeded", 0)
+    assert pay_lines(api.settings) == [f"pay {order_id}"]
 
 
 # The record --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.api.problems import Problem
@@ -108,12 +108,16 @@ async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBo
 
 
 async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
-    """Start (or join) ``FEE-WF-{order_id}`` and wait for its outcome; None: still running."""
+    """Start (or join) ``FEE-WF-{order_id}``, wait, and read the outcome from the ledger.
+
+    The workflow's result is never the answer: a Temporal history written for another
+    ledger (or a run whose record is gone) holds results this ledger never recorded, and
+    answering with one would report a charge that did not happen here. None: still running.
+    """
     handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
     try:
-        return await wait_for_outcome(handle, svc.settings.result_wait_seconds)
+        result = await wait_for_outcome(handle, svc.settings.result_wait_seconds)
     except WorkflowFailureError as exc:
-        # Business failures are recorded in the ledger before the workflow fails.
         outcome = await svc.ledger.get_fee_outcome(order.order_id)
         if outcome is None:
             raise Problem(
@@ -123,6 +127,24 @@ async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
                 order_id=order.order_id,
             ) from exc
         return outcome
+    if result is None:
+        return None
+    outcome = await svc.ledger.get_fee_outcome(order.order_id)
+    if outcome is None:
+        raise _not_in_ledger(handle.id, order.order_id)
+    return outcome
+
+
+def _not_in_ledger(workflow_id: str, order_id: str) -> Problem:
+    """A closed workflow whose outcome this ledger does not hold: nothing to answer with."""
+    return Problem(
+        503,
+        "workflow_result_not_in_ledger",
+        f"{workflow_id} returned an outcome this ledger does not hold; nothing was charged "
+        "here. Its Temporal history was written for another ledger (or the record is "
+        "missing): check that the API, the workers and Temporal share one ledger.",
+        order_id=order_id,
+    )
 
 
 @router.get(
@@ -146,9 +168,16 @@ async def get_fee(order_id: OrderIdPath, svc: Svc) -> FeeBody | Response:
         raise
     if description.close_time is None:
         return _pending(order_id)
+    # It may have decided since the first read: its activity records before it closes.
+    outcome = await svc.ledger.get_fee_outcome(order_id)
+    if outcome is not None:
+        return _answer(outcome, svc)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        raise _not_in_ledger(workflow_id, order_id)
+    status = description.status.name if description.status else "UNKNOWN"
     raise Problem(
         503,
         "workflow_failed",
-        f"{workflow_id} closed ({description.status}) without deciding the order",
+        f"{workflow_id} closed ({status}) without deciding the order",
         order_id=order_id,
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.api.problems import Problem, problem_response
@@ -17,10 +17,12 @@ from superscript.api.schemas import ID_PATTERN, Identifier, PendingBody, Strict,
 from superscript.api.state import Services, services
 from superscript.ledger import LedgerError
 from superscript.scripts.client import (
+    Pending,
     RunUndecided,
+    not_recorded,
+    recorded_run,
     request_script_run,
     script_handle,
-    wait_for_result,
 )
 from superscript.scripts.models import ScriptRunResult, script_workflow_id
 from superscript.scripts.records import ScriptRuns
@@ -33,8 +35,6 @@ MAX_ARGS_TOTAL_CHARS: Final = 64 * 1024
 """All args together: far below the kernel's argv limit, whatever the encoding."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """A declared body larger than this is refused before it is read (413)."""
-# A closed run's result is in Temporal already: fetching it takes milliseconds.
-CLOSED_RESULT_WAIT_SECONDS: Final = 10.0
 
 
 def _plain_text(arg: str) -> str:
@@ -122,9 +122,12 @@ def _unavailable(exc: RPCError, order_id: str, name: str) -> Problem:
     )
 
 
-def _pending(name: str, order_id: str) -> JSONResponse:
+def _pending(name: str, order_id: str, workflow_id: str | None = None) -> JSONResponse:
+    """202 naming the workflow that runs the key (by default the key's own ID)."""
     body = PendingBody(
-        order_id=order_id, status="pending", workflow_id=script_workflow_id(name, order_id)
+        order_id=order_id,
+        status="pending",
+        workflow_id=workflow_id or script_workflow_id(name, order_id),
     )
     return JSONResponse(body.model_dump(), status_code=202)
 
@@ -180,7 +183,7 @@ async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> N
 async def run_once(
     name: ScriptNamePath, body: ScriptRunRequest, svc: Svc
 ) -> Response | ScriptRunResult:
-    """Run the script once per (script, order_id) through ``SCRIPT-WF-{name}-{order_id}``.
+    """Run the script once per (script, order_id) through ``SCRIPT-WF-{name}/{order_id}``.
 
     A failed script is still a decided run: 200 with status ``failed``.
     """
@@ -201,8 +204,8 @@ async def run_once(
         raise Problem(503, exc.code, exc.detail, order_id=body.order_id, script=name) from exc
     except RPCError as exc:
         raise _unavailable(exc, body.order_id, name) from exc
-    if result is None:
-        return _pending(name, body.order_id)
+    if isinstance(result, Pending):
+        return _pending(name, body.order_id, result.workflow_id)
     return result
 
 
@@ -214,12 +217,19 @@ async def run_once(
 async def get_run(
     name: ScriptNamePath, order_id: OrderIdPath, svc: Svc
 ) -> Response | ScriptRunResult:
-    """The decided run from its record; else from Temporal; 202 while it runs."""
-    record = await ScriptRuns(svc.ledger.engine).get(name, order_id)
+    """The decided run from its record; 202 while its workflow runs.
+
+    Temporal only says whether a run is still going: a closed workflow whose result the
+    record does not hold is a 503, never an answer built from that result.
+    """
+    runs = ScriptRuns(svc.ledger.engine)
+    record = await runs.get(name, order_id)
     if record is not None and record.result is not None:
         return record.result
-    handle = script_handle(svc.client, name, order_id)
     try:
+        handle = None if record is None else await recorded_run(svc.client, record)
+        if handle is None:
+            handle = script_handle(svc.client, name, order_id)
         description = await handle.describe()
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
@@ -235,19 +245,19 @@ async def get_run(
             script=name,
         ) from exc
     if description.close_time is None:
-        return _pending(name, order_id)
-    try:
-        result = await wait_for_result(handle, CLOSED_RESULT_WAIT_SECONDS)
-    except RPCError as exc:
-        raise _unavailable(exc, order_id, name) from exc
-    except WorkflowFailureError as exc:
-        raise Problem(
-            503,
-            "workflow_failed",
-            f"{handle.id} closed ({description.status}) without deciding the run",
-            order_id=order_id,
-            script=name,
-        ) from exc
-    if result is None:
-        return _pending(name, order_id)
-    return result
+        return _pending(name, order_id, handle.id)
+    # It may have been decided since the first read: the workflow records, then closes.
+    record = await runs.get(name, order_id)
+    if record is not None and record.result is not None:
+        return record.result
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        missing = not_recorded(handle.id)
+        raise Problem(503, missing.code, missing.detail, order_id=order_id, script=name)
+    status = description.status.name if description.status else "UNKNOWN"
+    raise Problem(
+        503,
+        "workflow_failed",
+        f"{handle.id} closed ({status}) without deciding the run",
+        order_id=order_id,
+        script=name,
+    )

@@ -21,7 +21,8 @@ from superscript.batches.models import (
 )
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
-from superscript.scripts.models import ScriptRunResult, script_workflow_id
+from superscript.scripts.client import not_recorded, recorded_run, script_handle
+from superscript.scripts.models import ScriptRunResult
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
 
@@ -86,10 +87,18 @@ class BatchActivities:
 
     @activity.defn(name="fetch_script_run")
     async def fetch_script_run(self, input: FetchRunInput) -> ItemDone:
-        """The outcome of a run someone else started: waited for, heartbeating meanwhile."""
-        handle = self.client.get_workflow_handle(
-            script_workflow_id(input.script, input.order_id), result_type=ScriptRunResult
-        )
+        """The outcome of a run someone else started: waited for, heartbeating meanwhile.
+
+        The answer is the key's record, never the workflow's result (a history written
+        for another ledger would report a run this ledger never saw). A record that names
+        an older workflow ID is followed to that workflow when it runs this key.
+        """
+        record = await self.runs.get(input.script, input.order_id)
+        if record is not None and record.result is not None:
+            return _replayed(input, record.result)
+        handle = None if record is None else await recorded_run(self.client, record)
+        if handle is None:
+            handle = script_handle(self.client, input.script, input.order_id)
         waiting = asyncio.ensure_future(handle.result())
         try:
             while True:
@@ -97,20 +106,24 @@ class BatchActivities:
                 if done:
                     break
                 activity.heartbeat()
-            result = waiting.result()
+            waiting.result()
         except WorkflowFailureError as exc:
-            record = await self.runs.get(input.script, input.order_id)
-            if record is None or record.result is None:
-                return ItemDone(
-                    seq=input.seq, status="replayed", outcome="failed", detail=str(exc.cause)
-                )
-            result = record.result
+            detail = f"{handle.id} ended without deciding the run: {exc.cause}"
+        else:
+            detail = not_recorded(handle.id).detail
         finally:
             waiting.cancel()
-        return ItemDone(
-            seq=input.seq, status="replayed", outcome=result.status, exit_code=result.exit_code
-        )
+        record = await self.runs.get(input.script, input.order_id)
+        if record is None or record.result is None:
+            return ItemDone(seq=input.seq, status="replayed", outcome="failed", detail=detail)
+        return _replayed(input, record.result)
 
     @activity.defn(name="complete_batch")
     async def complete_batch(self, input: CompleteBatchInput) -> Batch:
         return await heartbeating(self.store.complete(input.batch_id))
+
+
+def _replayed(input: FetchRunInput, result: ScriptRunResult) -> ItemDone:
+    return ItemDone(
+        seq=input.seq, status="replayed", outcome=result.status, exit_code=result.exit_code
+    )

@@ -6,7 +6,7 @@ from temporalio import activity
 
 from superscript.fees.errors import business_failure
 from superscript.fees.models import ApplyFeeInput
-from superscript.ledger import Decider, FeeOutcome, Ledger, LedgerError
+from superscript.ledger import Decider, FeeOutcome, IdempotencyKeyReused, Ledger
 from superscript.testing_hooks import failpoint
 
 
@@ -18,20 +18,22 @@ class FeeActivities:
 
     @activity.defn(name="apply_fee")
     async def apply_fee(self, input: ApplyFeeInput) -> FeeOutcome:
-        """Apply the order in one ledger transaction; a re-run replays the recorded outcome.
+        """Apply the order in one ledger transaction; return the order's recorded outcome.
 
-        Business failures (unknown account, insufficient funds, a reused key) are recorded
-        outcomes or conflicts, raised as non-retryable errors so the workflow ends with them.
+        A decline (unknown account, insufficient funds) is a recorded outcome like a charge,
+        so it is returned, not raised: the workflow completes with it. An order the ledger
+        already decided with another account or amount (say by a batch) returns that
+        recorded outcome too, which does not match ``input.order``; whoever started the
+        workflow compares it with what it asked for and refuses the caller.
         """
         info = activity.info()
         decider = Decider(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
         try:
             applied = await self.ledger.apply_fee(input.order, decider)
-        except LedgerError as exc:
-            raise business_failure(exc) from exc
+        except IdempotencyKeyReused as exc:
+            recorded = await self.ledger.get_fee_outcome(input.order.order_id)
+            if recorded is None:  # outcomes are never deleted: not a business case
+                raise business_failure(exc) from exc
+            return recorded
         await failpoint("fee-after-commit")
-        outcome = applied.outcome
-        failure = outcome.failure
-        if failure is not None:
-            raise business_failure(failure)
-        return outcome
+        return applied.outcome

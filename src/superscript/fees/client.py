@@ -41,9 +41,11 @@ async def start_fee_workflow(
 async def wait_for_outcome(
     handle: WorkflowHandle[FeeDeductionWorkflow, FeeOutcome], timeout: float
 ) -> FeeOutcome | None:
-    """The workflow's outcome, or None if it is not decided within ``timeout`` seconds.
+    """The workflow's result, or None if it has none within ``timeout`` seconds.
 
-    Raises ``WorkflowFailureError`` when the workflow failed (a business failure or worse).
+    A decline completes the workflow like a charge; ``WorkflowFailureError`` means the
+    workflow ended without an outcome (terminated, timed out, or a fault). The result is
+    what Temporal holds: callers answer from the ledger, which may not hold it.
     """
     try:
         return await asyncio.wait_for(handle.result(), timeout)

@@ -1,4 +1,8 @@
-"""Typed, non-retryable Temporal failures for the ledger's business decisions."""
+"""Typed, non-retryable Temporal failures for what the ledger cannot answer.
+
+A decided order (charged or declined) is returned by the activity, never raised: these
+errors are left for the cases no retry can mend, which fail the workflow on purpose.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from temporalio.exceptions import ApplicationError
 
 from superscript.ledger.errors import LedgerError
 
-# ApplicationError.type for each ledger decision; the API maps them back to problem codes.
+# ApplicationError.type for each ledger decision. The list is part of the activity's
+# retry policy in recorded histories: keep it as it is.
 ERROR_TYPES: dict[str, str] = {
     "account_not_found": "AccountNotFound",
     "insufficient_funds": "InsufficientFunds",
@@ -16,7 +21,7 @@ NON_RETRYABLE_TYPES = sorted(ERROR_TYPES.values())
 
 
 def business_failure(error: LedgerError) -> ApplicationError:
-    """A failure that no retry can change: the order's outcome is already decided."""
+    """A failure that no retry can change."""
     return ApplicationError(
         error.detail,
         {"code": error.code},

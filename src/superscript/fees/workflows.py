@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from superscript.fees.activities import FeeActivities
     from superscript.fees.errors import NON_RETRYABLE_TYPES
     from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
-    from superscript.ledger.models import FeeOutcome
+    from superscript.ledger.models import FeeOrder, FeeOutcome
     from superscript.retries import until_done
 
 # One ledger transaction: seconds at most, so a lost worker is noticed quickly.
@@ -21,16 +21,40 @@ APPLY_FEE_RETRY = until_done(NON_RETRYABLE_TYPES)
 APPLY_FEE_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
 
+def outcome_line(outcome: FeeOutcome, order: FeeOrder, workflow_id: str) -> str:
+    """The one log line of a decided order: no traceback, for it is not a fault."""
+    if not outcome.matches(order):
+        return (
+            f"order {outcome.order_id} was already decided for account {outcome.account_id} "
+            f"and amount {outcome.amount}: idempotency_key_reused ({workflow_id})"
+        )
+    if outcome.status == "charged":
+        return f"order {outcome.order_id} charged {outcome.amount} ({workflow_id})"
+    return f"order {outcome.order_id} declined: {outcome.status} ({workflow_id})"
+
+
 @workflow.defn(name="FeeDeductionWorkflow")
 class FeeDeductionWorkflow:
-    """Deduct one order's fee through the ledger; its ID is ``FEE-WF-{order_id}``."""
+    """Deduct one order's fee through the ledger; its ID is ``FEE-WF-{order_id}``.
+
+    The workflow completes with the order's recorded outcome, whatever it is: a charge,
+    a decline, or (when the ledger already held the order with another account or
+    amount, say from a batch) that earlier outcome. All three are business decisions
+    the ledger has made once and for all; failing the workflow would paint them red in
+    the Temporal UI beside the faults an operator must look at, and, since the ID can
+    never run again, would leave a failure as the ID's last word where the ledger holds
+    a decided order. The caller compares the outcome with its order and answers 422.
+    Only faults no retry mends (the ledger lost a row it had) fail the workflow.
+    """
 
     @workflow.run
     async def run(self, input: FeeDeductionInput) -> FeeOutcome:
-        return await workflow.execute_activity_method(
+        outcome = await workflow.execute_activity_method(
             FeeActivities.apply_fee,
             ApplyFeeInput(order=input.order),
             start_to_close_timeout=APPLY_FEE_TIMEOUT,
             schedule_to_close_timeout=APPLY_FEE_SCHEDULE_TO_CLOSE,
             retry_policy=APPLY_FEE_RETRY,
         )
+        workflow.logger.info(outcome_line(outcome, input.order, workflow.info().workflow_id))
+        return outcome

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.scripts.models import (
     ScriptRunResult,
     SinglePaymentCollectionInput,
     script_workflow_id,
 )
-from superscript.scripts.records import ScriptRuns
+from superscript.scripts.records import ScriptRunRecord, ScriptRuns
 from superscript.scripts.registry import ScriptSpec
 from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 
@@ -34,6 +36,33 @@ class RunUndecided(Exception):
         super().__init__(detail)
         self.workflow_id = workflow_id
         self.detail = detail
+
+
+class ResultNotRecorded(RunUndecided):
+    """The key's workflow returned a result that the ``script_runs`` record does not hold.
+
+    Its Temporal history was written for another ledger, or the run could not be
+    recorded: either way this ledger has no decided run to answer with.
+    """
+
+    code = "workflow_result_not_in_ledger"
+
+
+def not_recorded(workflow_id: str) -> ResultNotRecorded:
+    return ResultNotRecorded(
+        workflow_id,
+        f"{workflow_id} returned a result this ledger does not hold; nothing is recorded "
+        "here for this run. Its Temporal history was written for another ledger (or the "
+        "result could not be stored): check that the API, the workers and Temporal share "
+        "one ledger.",
+    )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The key's run is not decided yet; ``workflow_id`` names the workflow running it."""
+
+    workflow_id: str
 
 
 def collection_input(
@@ -52,7 +81,7 @@ def collection_input(
 async def start_script_workflow(
     client: Client, input: SinglePaymentCollectionInput, task_queue: str
 ) -> ScriptHandle:
-    """Start ``SCRIPT-WF-{script}-{order_id}``, or join the run that already has that ID.
+    """Start ``SCRIPT-WF-{script}/{order_id}``, or join the run that already has that ID.
 
     USE_EXISTING makes concurrent starters share the open run; REJECT_DUPLICATE keeps a
     closed run from ever running again, so we attach to it and read its result.
@@ -89,6 +118,58 @@ async def wait_for_result(handle: ScriptHandle, timeout: float) -> ScriptRunResu
         return None
 
 
+async def started_for(client: Client, handle: ScriptHandle) -> tuple[str, str] | None:
+    """The (script, order_id) the workflow was started for, read from its first event.
+
+    None when there is no such workflow, or it is not a script run.
+    """
+    try:
+        async for event in handle.fetch_history_events():
+            started = event.workflow_execution_started_event_attributes
+            if started.workflow_type.name != SinglePaymentCollectionWorkflow.__name__:
+                return None
+            try:
+                (input,) = await client.data_converter.decode(
+                    started.input.payloads, [SinglePaymentCollectionInput]
+                )
+            except (TypeError, ValueError, RuntimeError):
+                return None
+            assert isinstance(input, SinglePaymentCollectionInput)
+            return input.script, input.order_id
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return None
+
+
+async def recorded_run(client: Client, record: ScriptRunRecord) -> ScriptHandle | None:
+    """The workflow the key's record names, when it is not the key's ID and runs this key.
+
+    Records stored before ``SCRIPT-WF-{name}/{order_id}`` name an older, ambiguous ID
+    (``SCRIPT-WF-pay-x-1`` is both ``pay``/``x-1`` and ``pay-x``/``1``). Such a workflow is
+    joined only if it was started for this very key; one started for the other key
+    means this key's run never began, and None tells the caller to start it under the
+    key's own ID. None too when the record names the key's own ID.
+    """
+    if record.workflow_id == script_workflow_id(record.script, record.order_id):
+        return None
+    handle = client.get_workflow_handle_for(SinglePaymentCollectionWorkflow.run, record.workflow_id)
+    if await started_for(client, handle) != (record.script, record.order_id):
+        return None
+    return handle
+
+
+def result_of(record: ScriptRunRecord | None, workflow_id: str) -> ScriptRunResult:
+    """The recorded result: the answer, whatever the workflow returned.
+
+    Raises ``ResultNotRecorded`` when the record holds none.
+    """
+    if record is None or record.result is None:
+        raise not_recorded(workflow_id)
+    return record.result
+
+
 async def request_script_run(
     client: Client,
     runs: ScriptRuns,
@@ -98,13 +179,16 @@ async def request_script_run(
     *,
     task_queue: str,
     wait_seconds: float,
-) -> ScriptRunResult | None:
-    """Run ``spec`` once for ``order_id``, however many callers ask; None while pending.
+) -> ScriptRunResult | Pending:
+    """Run ``spec`` once for ``order_id``, however many callers ask; ``Pending`` meanwhile.
 
     The args are recorded before the workflow starts, so a caller with other args is
     refused (``IdempotencyKeyReused``) and nothing runs for it. A decided run is answered
-    from the record, without Temporal. Raises ``RunUndecided`` when the key's workflow
-    closed without a result.
+    from the record, without Temporal, and so is a run once its workflow returns: the
+    workflow's own result is never the answer. A pending record that names an older
+    workflow ID joins that workflow if it runs this key (see ``recorded_run``). Raises
+    ``RunUndecided`` when the key's workflow closed without a result, and
+    ``ResultNotRecorded`` when it returned one the record does not hold.
     """
     record = await runs.get(spec.name, order_id)
     if record is None:
@@ -116,9 +200,11 @@ async def request_script_run(
     if record.result is not None:
         return record.result
 
-    handle = await start_script_workflow(client, collection_input(spec, order_id, args), task_queue)
+    handle = await recorded_run(client, record) or await start_script_workflow(
+        client, collection_input(spec, order_id, args), task_queue
+    )
     try:
-        return await wait_for_result(handle, wait_seconds)
+        result = await wait_for_result(handle, wait_seconds)
     except WorkflowFailureError as exc:
         # The workflow records its result before it returns, so a record may exist.
         record = await runs.get(spec.name, order_id)
@@ -127,3 +213,7 @@ async def request_script_run(
         raise RunUndecided(
             handle.id, f"{handle.id} ended without deciding the run: {exc.cause}"
         ) from exc
+    if result is None:
+        return Pending(handle.id)
+    # The workflow stores its result before it returns: the record is the answer.
+    return result_of(await runs.get(spec.name, order_id), handle.id)

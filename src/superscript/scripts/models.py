@@ -35,7 +35,7 @@ NOT_RUN_AGAIN_REASON: Final = "a previous attempt started and its end is unknown
 
 def script_workflow_id(script: str, order_id: str) -> str:
     """The business key is the workflow ID: one run per (script, order_id), ever."""
-    return f"{WORKFLOW_ID_PREFIX}{script}-{order_id}"
+    return f"{WORKFLOW_ID_PREFIX}{script}/{order_id}"
 
 
 class SinglePaymentCollectionInput(BaseModel):

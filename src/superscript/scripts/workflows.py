@@ -1,6 +1,6 @@
 """``SinglePaymentCollectionWorkflow``: one run of a payment script per (script, order_id).
 
-Its ID is ``SCRIPT-WF-{script}-{order_id}``, so every caller of one key shares one run and
+Its ID is ``SCRIPT-WF-{script}/{order_id}``, so every caller of one key shares one run and
 one result. The script runs at most ``max_attempts`` times (its header; 1 by default):
 whatever ends the last attempt (an exit code, a timeout, a lost or stopped worker, a
 cancellation) becomes the run's ``failed`` result here instead of another attempt.
@@ -61,6 +61,13 @@ def script_retry_policy(max_attempts: int) -> RetryPolicy:
     )
 
 
+def outcome_line(result: ScriptRunResult) -> str:
+    """The run's one log line: a failed script is a business outcome, not a fault."""
+    why = result.reason or f"exit code {result.exit_code}"
+    end = "succeeded" if result.status == "succeeded" else f"failed: {why}"
+    return f"script run {result.script}/{result.order_id} {end} ({result.workflow_id})"
+
+
 @workflow.defn(name="SinglePaymentCollectionWorkflow")
 class SinglePaymentCollectionWorkflow:
     """Run one payment script once for one order and return (and record) what it did."""
@@ -81,6 +88,7 @@ class SinglePaymentCollectionWorkflow:
             )
 
         result = run_result(input.script, input.order_id, outcome, info.workflow_id, info.run_id)
+        workflow.logger.info(outcome_line(result))
         if outcome.recorded:
             return result
         # The activity could not store it (it never returned, or the database failed).
@@ -93,7 +101,8 @@ class SinglePaymentCollectionWorkflow:
                 retry_policy=RECORD_RETRY,
             )
         except ActivityError as error:
-            # The run is decided all the same; readers fall back to this workflow's result.
+            # The run is decided and this stays its result in Temporal's history, but no
+            # answer is built from it: until the record holds it, readers get a 503.
             workflow.logger.warning("could not record %s: %s", info.workflow_id, error)
             return result
 
