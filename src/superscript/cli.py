@@ -16,6 +16,7 @@ from superscript import demo as demo_module
 from superscript.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from superscript.datadir import DataDirLock
     from superscript.devserver import DevServer
 
 # The services (API, worker, dev server) are imported where they run, so that the client
@@ -85,6 +86,20 @@ def _run(coro: Any) -> None:
         raise typer.Exit(1) from exc
 
 
+def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
+    """Lock the data dir and check the ports before the servers' modules even load, so a
+    refusal comes at once and nothing has started."""
+    from superscript import datadir
+
+    try:
+        return datadir.claim(
+            settings.data_dir, datadir.service_ports(settings, api=api, temporal=temporal)
+        )
+    except datadir.StartRefused as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def up(
     host: Host = None,
@@ -96,23 +111,37 @@ def up(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Everything on one machine: embedded Temporal, one worker and the HTTP API."""
+    """Everything on one machine: embedded Temporal, one worker and the HTTP API.
+
+    One data dir, one stack, one ledger: before anything starts, the data dir is locked
+    (a second up or dev-server on it exits at once, naming the process that holds it),
+    every port (API, Temporal gRPC and Web UI) is bound once to check it is free, and the
+    ledger is checked against the one the data dir remembers (<data-dir>/ledger.json,
+    written on first use with the embedded Temporal): another --database-url is refused,
+    naming both. With TEMPORAL_ADDRESS set nothing is recorded, but an existing record is
+    still enforced.
+    """
     settings = _settings(**locals())
     _logging()
 
     def announce(server: DevServer | None) -> None:
+        from superscript.datadir import ledger_url
+
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"[bold green]SuperScript[/bold green] API      {base}")
         console.print(f"            API docs {base}/docs")
+        console.print(f"            metrics  {base}/metrics")
         if server is not None:
             console.print(f"            Temporal {server.address}  Web UI {server.ui_url}")
         else:
             console.print("            Temporal from TEMPORAL_ADDRESS (no embedded server)")
+        console.print(f"            ledger   {ledger_url(settings.database_url)}")
         console.print("            Ctrl-C stops everything.")
 
+    lock = _claim(settings, api=True, temporal=settings.temporal_embedded)
     from superscript import runtime
 
-    _run(runtime.up(settings, announce))
+    _run(runtime.up(settings, announce, lock))
 
 
 @app.command("dev-server")
@@ -126,15 +155,21 @@ def dev_server(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only the embedded Temporal dev server, persistent under the data dir."""
+    """Only the embedded Temporal dev server, persistent under the data dir.
+
+    It locks the data dir as up does (a second dev-server or up on it exits at once,
+    naming the holder) and checks its two ports first. It has no ledger, so it records
+    and checks none: the worker and API started against it do.
+    """
     settings = _settings(**locals())
 
     def announce(server: DevServer) -> None:
         console.print(f"Temporal dev server {server.address}  Web UI {server.ui_url}")
 
+    lock = _claim(settings, api=False, temporal=True)
     from superscript import runtime
 
-    _run(runtime.dev_server_until_stopped(settings, announce))
+    _run(runtime.dev_server_until_stopped(settings, announce, lock))
 
 
 @app.command()
@@ -148,12 +183,17 @@ def worker(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only a worker; run as many as you like against one Temporal."""
+    """Only a worker; run as many as you like against one Temporal.
+
+    Refused before it polls when the data dir remembers another ledger
+    (<data-dir>/ledger.json); with the embedded Temporal (no TEMPORAL_ADDRESS), a data
+    dir with no record yet records this ledger.
+    """
     settings = _settings(**locals())
     _logging()
     from superscript import runtime
 
-    _run(runtime.run_until_stopped(lambda stop: runtime.serve_worker(settings, stop)))
+    _run(runtime.worker(settings))
 
 
 @app.command()
@@ -167,7 +207,11 @@ def api(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only the HTTP API."""
+    """Only the HTTP API.
+
+    Its port is checked free and the ledger checked against the data dir's record
+    (<data-dir>/ledger.json) before it serves, as for the worker.
+    """
     settings = _settings(**locals())
     _logging()
     try:
@@ -177,7 +221,7 @@ def api(
         raise typer.Exit(2) from exc
     from superscript import runtime
 
-    _run(runtime.run_until_stopped(lambda stop: runtime.serve_api(settings, stop)))
+    _run(runtime.api(settings))
 
 
 ApiUrl = Annotated[
