@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,22 +74,28 @@ def base_url(env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{env['SUPERSCRIPT_PORT']}"
 
 
-async def refused(service: Service, env: dict[str, str] | None = None) -> str:
+async def refused(
+    service: Service,
+    env: dict[str, str] | None = None,
+    probe: Callable[[httpx.AsyncClient], Awaitable[str]] | None = None,
+) -> str:
     """Wait for ``service`` to exit; its output, flattened. Fails if it exits 0, or (given
-    its env) if its API comes up instead: then it started, which is the bug."""
+    its env) if its API comes up instead: then it started, which is the bug (``probe``
+    then says what the wrongly started stack answers)."""
 
     async def ended() -> bool:
         if service.process.poll() is not None:
             return True
         if env is not None:
-            try:
-                async with httpx.AsyncClient(base_url=base_url(env), timeout=2) as http:
-                    health = await http.get("/healthz")
-            except httpx.TransportError:
-                return False
-            if health.status_code == 200:
-                kill_tree(service)
-                raise AssertionError(f"{service.name} started:\n{service.output()}")
+            async with httpx.AsyncClient(base_url=base_url(env), timeout=60) as http:
+                try:
+                    healthy = (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    healthy = False
+                if healthy:
+                    answer = await probe(http) if probe is not None else ""
+                    kill_tree(service)
+                    raise AssertionError(f"{service.name} started; {answer}")
         return False
 
     try:
@@ -247,19 +253,42 @@ async def test_a_second_stack_on_a_used_data_dir_starts_nothing(
     try:
         await wait_healthy(base_url(env), first)
         (server,) = temporal_servers(data_dir)
-        # A second up, a dev-server, on other ports: refused at once, naming the holder.
-        for name, args in (("up-2", ["up"]), ("dev-server-2", ["dev-server"])):
-            other = up_env(data_dir)
-            output = await refused(start(name, args, other, tmp_path), other)
+        # A second up and a dev-server on other ports, a worker and an API pointed at this
+        # data dir with another ledger, all at once (each is refused on its own).
+        others = {
+            "up-2": (["up"], up_env(data_dir)),
+            "dev-server-2": (["dev-server"], up_env(data_dir)),
+            **{
+                f"{role}-pg": (
+                    [role],
+                    up_env(data_dir, SUPERSCRIPT_DATABASE_URL=with_password(pg_url)),
+                )
+                for role in ("worker", "api")
+            },
+        }
+        outputs = dict(
+            zip(
+                others,
+                await asyncio.gather(
+                    *(
+                        refused(start(name, args, other, tmp_path), other)
+                        for name, (args, other) in others.items()
+                    )
+                ),
+                strict=True,
+            )
+        )
+        for name in ("up-2", "dev-server-2"):
+            output = outputs[name]
             assert f"is in use by pid {first.process.pid} (superscript up" in output, output
-            assert temporal_servers(data_dir) == {server}
-            assert not await port_open(int(other["SUPERSCRIPT_TEMPORAL_PORT"]))
-        # A worker or an API pointed at this data dir with another ledger: refused too.
-        for role in ("worker", "api"):
-            other = up_env(data_dir, SUPERSCRIPT_DATABASE_URL=with_password(pg_url))
-            output = await refused(start(f"{role}-pg", [role], other, tmp_path), other)
+            temporal_port = int(others[name][1]["SUPERSCRIPT_TEMPORAL_PORT"])
+            assert not await port_open(temporal_port)
+        for name in ("worker-pg", "api-pg"):
+            output = outputs[name]
             assert f"sqlite:///{(data_dir / 'ledger.db').resolve()}" in output, output
             assert "postgresql://postgres:***@" in output and SECRET not in output, output
+        # No second dev server was started, and the first stack still answers.
+        assert temporal_servers(data_dir) == {server}
         async with httpx.AsyncClient(base_url=base_url(env), timeout=10) as http:
             assert (await http.get("/healthz")).status_code == 200
     finally:
@@ -269,30 +298,40 @@ async def test_a_second_stack_on_a_used_data_dir_starts_nothing(
 
 
 async def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    for purpose, variable in (
-        ("API", "SUPERSCRIPT_PORT"),
-        ("Temporal gRPC", "SUPERSCRIPT_TEMPORAL_PORT"),
-        ("Temporal Web UI", "SUPERSCRIPT_TEMPORAL_UI_PORT"),
-    ):
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
+    """Each port of up (and of dev-server) taken in turn, each start on its own data dir
+    so that they run side by side: refused, naming the port, with nothing started."""
+    cases = [
+        ("up", "API", "SUPERSCRIPT_PORT"),
+        ("up", "Temporal gRPC", "SUPERSCRIPT_TEMPORAL_PORT"),
+        ("up", "Temporal Web UI", "SUPERSCRIPT_TEMPORAL_UI_PORT"),
+        ("dev-server", "Temporal Web UI", "SUPERSCRIPT_TEMPORAL_UI_PORT"),
+    ]
+    taken: list[socket.socket] = []
+    starts: list[tuple[int, Path, Service]] = []
+    try:
+        for n, (command, purpose, variable) in enumerate(cases):
+            sock = socket.socket()
+            taken.append(sock)
+            sock.bind(("127.0.0.1", 0))
             if purpose != "Temporal gRPC":  # that one only bound, never listening
-                taken.listen()
-            port = taken.getsockname()[1]
+                sock.listen()
+            port = sock.getsockname()[1]
+            data_dir = tmp_path / f"data-{n}"
             env = up_env(data_dir, **{variable: str(port)})
-            output = await refused(start(f"up-{port}", ["up"], env, tmp_path), env)
+            starts.append((port, data_dir, start(f"{command}-{n}", [command], env, tmp_path)))
+        outputs = await asyncio.gather(*(refused(service) for _, _, service in starts))
+    finally:
+        for sock in taken:
+            sock.close()
+        for _, _, service in starts:
+            kill_tree(service)
+    for (command, purpose, _), (port, data_dir, _), output in zip(
+        cases, starts, outputs, strict=True
+    ):
         assert f"port {port} on 127.0.0.1 (the {purpose}) is already in use" in output, output
-        assert not temporal_servers(data_dir)
-        assert not (data_dir / "temporal.log").exists(), "a dev server was started"
-        assert not (data_dir / "ledger.db").exists(), "the ledger was opened"
-    env = up_env(data_dir)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", int(env["SUPERSCRIPT_TEMPORAL_UI_PORT"])))
-        taken.listen()
-        output = await refused(start("dev-server-ui", ["dev-server"], env, tmp_path))
-    assert "(the Temporal Web UI) is already in use" in output, output
-    assert not (data_dir / "temporal.log").exists()
+        assert not temporal_servers(data_dir), command
+        assert not (data_dir / "temporal.log").exists(), f"{command} started a dev server"
+        assert not (data_dir / "ledger.db").exists(), f"{command} opened the ledger"
 
 
 async def test_issue_9_a_history_never_answers_for_another_ledger(
@@ -317,7 +356,12 @@ async def test_issue_9_a_history_never_answers_for_another_ledger(
         assert await first.terminate() == 0, first.output()
 
     pg_env = {**env, "SUPERSCRIPT_DATABASE_URL": with_password(pg_url)}
-    output = await refused(start("up-pg", ["up"], pg_env, tmp_path), pg_env)
+
+    async def order_answer(http: httpx.AsyncClient) -> str:
+        answer = await http.post(f"/orders/{order_id}/fee", json=fee)
+        return f"POST /orders/{order_id}/fee answered {answer.status_code} {answer.text}"
+
+    output = await refused(start("up-pg", ["up"], pg_env, tmp_path), pg_env, order_answer)
     sqlite_url = f"sqlite:///{(data_dir / 'ledger.db').resolve()}"
     assert f"belongs to the ledger {sqlite_url}" in output, output
     assert f"names {datadir.ledger_url(with_password(pg_url))}" in output, output
