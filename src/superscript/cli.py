@@ -86,6 +86,37 @@ def _run(coro: Any) -> None:
         raise typer.Exit(1) from exc
 
 
+# What --help says of the data dir (typer keeps a paragraph's line breaks: none here).
+LEDGER_RECORD_HELP = (
+    "A data dir remembers its ledger (<data-dir>/ledger.json: the URL, password hidden, and "
+    "the identity the database holds), written on first use with the embedded Temporal; a "
+    "start with another --database-url is refused before anything starts, naming both. With "
+    "TEMPORAL_ADDRESS set nothing is recorded, but an existing record is still enforced."
+)
+UP_HELP = (
+    "Everything on one machine: embedded Temporal, one worker and the HTTP API.\n\n"
+    "One data dir, one stack, one ledger: before anything starts, the data dir is locked (a "
+    "second up or dev-server on it exits at once, non-zero, naming the process that holds "
+    "it) and every port (API, Temporal gRPC and Web UI) is bound once to check it is free. "
+    f"{LEDGER_RECORD_HELP} Prints the ledger's URL (password hidden) with its addresses."
+)
+DEV_SERVER_HELP = (
+    "Only the embedded Temporal dev server, persistent under the data dir.\n\n"
+    "It locks the data dir as up does (a second dev-server or up on it exits at once, naming "
+    "the holder) and checks its two ports first. It has no ledger, so it records and checks "
+    "none: the worker and API started against it do."
+)
+WORKER_HELP = (
+    "Only a worker; run as many as you like against one Temporal.\n\n"
+    f"Refused before it polls when the data dir belongs to another ledger. {LEDGER_RECORD_HELP}"
+)
+API_HELP = (
+    "Only the HTTP API.\n\n"
+    "Its port is checked free and its ledger against the data dir's before it serves. "
+    f"{LEDGER_RECORD_HELP}"
+)
+
+
 def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
     """Lock the data dir and check the ports before the servers' modules even load, so a
     refusal comes at once and nothing has started."""
@@ -100,7 +131,7 @@ def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
         raise typer.Exit(1) from exc
 
 
-@app.command()
+@app.command(help=UP_HELP)
 def up(
     host: Host = None,
     port: Port = None,
@@ -111,16 +142,7 @@ def up(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Everything on one machine: embedded Temporal, one worker and the HTTP API.
-
-    One data dir, one stack, one ledger: before anything starts, the data dir is locked
-    (a second up or dev-server on it exits at once, naming the process that holds it),
-    every port (API, Temporal gRPC and Web UI) is bound once to check it is free, and the
-    ledger is checked against the one the data dir remembers (<data-dir>/ledger.json,
-    written on first use with the embedded Temporal): another --database-url is refused,
-    naming both. With TEMPORAL_ADDRESS set nothing is recorded, but an existing record is
-    still enforced.
-    """
+    """Everything on one machine: embedded Temporal, one worker and the HTTP API."""
     settings = _settings(**locals())
     _logging()
 
@@ -144,7 +166,7 @@ def up(
     _run(runtime.up(settings, announce, lock))
 
 
-@app.command("dev-server")
+@app.command("dev-server", help=DEV_SERVER_HELP)
 def dev_server(
     host: Host = None,
     port: Port = None,
@@ -155,12 +177,7 @@ def dev_server(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only the embedded Temporal dev server, persistent under the data dir.
-
-    It locks the data dir as up does (a second dev-server or up on it exits at once,
-    naming the holder) and checks its two ports first. It has no ledger, so it records
-    and checks none: the worker and API started against it do.
-    """
+    """Only the embedded Temporal dev server, persistent under the data dir."""
     settings = _settings(**locals())
 
     def announce(server: DevServer) -> None:
@@ -172,7 +189,7 @@ def dev_server(
     _run(runtime.dev_server_until_stopped(settings, announce, lock))
 
 
-@app.command()
+@app.command(help=WORKER_HELP)
 def worker(
     host: Host = None,
     port: Port = None,
@@ -183,12 +200,7 @@ def worker(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only a worker; run as many as you like against one Temporal.
-
-    Refused before it polls when the data dir remembers another ledger
-    (<data-dir>/ledger.json); with the embedded Temporal (no TEMPORAL_ADDRESS), a data
-    dir with no record yet records this ledger.
-    """
+    """Only a worker; run as many as you like against one Temporal."""
     settings = _settings(**locals())
     _logging()
     from superscript import runtime
@@ -196,7 +208,7 @@ def worker(
     _run(runtime.worker(settings))
 
 
-@app.command()
+@app.command(help=API_HELP)
 def api(
     host: Host = None,
     port: Port = None,
@@ -207,11 +219,7 @@ def api(
     temporal_ui_port: TemporalUiPort = None,
     task_queue: TaskQueue = None,
 ) -> None:
-    """Only the HTTP API.
-
-    Its port is checked free and the ledger checked against the data dir's record
-    (<data-dir>/ledger.json) before it serves, as for the worker.
-    """
+    """Only the HTTP API."""
     settings = _settings(**locals())
     _logging()
     try:
