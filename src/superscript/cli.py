@@ -126,7 +126,7 @@ def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
         return datadir.claim(
             settings.data_dir, datadir.service_ports(settings, api=api, temporal=temporal)
         )
-    except datadir.StartRefused as exc:
+    except (datadir.StartRefused, OSError) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
