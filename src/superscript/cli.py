@@ -62,30 +62,6 @@ TaskQueue = Annotated[
 ]
 
 
-def _settings(**flags: Any) -> Settings:
-    """Settings with the given flags on top; service commands pass ``**locals()``, whose
-    names are exactly the contract's options."""
-    try:
-        return load_settings(**flags)
-    except ValidationError as exc:
-        errors.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-def _run(coro: Any) -> None:
-    try:
-        asyncio.run(coro)
-    except (ValueError, RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-
-
 # What --help says of the data dir (typer keeps a paragraph's line breaks: none here).
 LEDGER_RECORD_HELP = (
     "A data dir remembers its ledger (<data-dir>/ledger.json: the URL, password hidden, and "
@@ -127,6 +103,30 @@ def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
             settings.data_dir, datadir.service_ports(settings, api=api, temporal=temporal)
         )
     except (datadir.StartRefused, OSError) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _settings(**flags: Any) -> Settings:
+    """Settings with the given flags on top; service commands pass ``**locals()``, whose
+    names are exactly the contract's options."""
+    try:
+        return load_settings(**flags)
+    except ValidationError as exc:
+        errors.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _run(coro: Any) -> None:
+    try:
+        asyncio.run(coro)
+    except (ValueError, RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
