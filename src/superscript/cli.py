@@ -16,6 +16,7 @@ from superscript import demo as demo_module
 from superscript.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from superscript.datadir import DataDirLock
     from superscript.devserver import DevServer
 
 # The services (API, worker, dev server) are imported where they run, so that the client
@@ -61,6 +62,51 @@ TaskQueue = Annotated[
 ]
 
 
+# What --help says of the data dir (typer keeps a paragraph's line breaks: none here).
+LEDGER_RECORD_HELP = (
+    "A data dir remembers its ledger (<data-dir>/ledger.json: the URL, password hidden, and "
+    "the identity the database holds), written on first use with the embedded Temporal; a "
+    "start with another --database-url is refused before anything starts, naming both. With "
+    "TEMPORAL_ADDRESS set nothing is recorded, but an existing record is still enforced."
+)
+UP_HELP = (
+    "Everything on one machine: embedded Temporal, one worker and the HTTP API.\n\n"
+    "One data dir, one stack, one ledger: before anything starts, the data dir is locked (a "
+    "second up or dev-server on it exits at once, non-zero, naming the process that holds "
+    "it) and every port (API, Temporal gRPC and Web UI) is bound once to check it is free. "
+    f"{LEDGER_RECORD_HELP} Prints the ledger's URL (password hidden) with its addresses."
+)
+DEV_SERVER_HELP = (
+    "Only the embedded Temporal dev server, persistent under the data dir.\n\n"
+    "It locks the data dir as up does (a second dev-server or up on it exits at once, naming "
+    "the holder) and checks its two ports first. It has no ledger, so it records and checks "
+    "none: the worker and API started against it do."
+)
+WORKER_HELP = (
+    "Only a worker; run as many as you like against one Temporal.\n\n"
+    f"Refused before it polls when the data dir belongs to another ledger. {LEDGER_RECORD_HELP}"
+)
+API_HELP = (
+    "Only the HTTP API.\n\n"
+    "Its port is checked free and its ledger against the data dir's before it serves. "
+    f"{LEDGER_RECORD_HELP}"
+)
+
+
+def _claim(settings: Settings, *, api: bool, temporal: bool) -> DataDirLock:
+    """Lock the data dir and check the ports before the servers' modules even load, so a
+    refusal comes at once and nothing has started."""
+    from superscript import datadir
+
+    try:
+        return datadir.claim(
+            settings.data_dir, datadir.service_ports(settings, api=api, temporal=temporal)
+        )
+    except (datadir.StartRefused, OSError) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 def _settings(**flags: Any) -> Settings:
     """Settings with the given flags on top; service commands pass ``**locals()``, whose
     names are exactly the contract's options."""
@@ -85,7 +131,7 @@ def _run(coro: Any) -> None:
         raise typer.Exit(1) from exc
 
 
-@app.command()
+@app.command(help=UP_HELP)
 def up(
     host: Host = None,
     port: Port = None,
@@ -101,21 +147,26 @@ def up(
     _logging()
 
     def announce(server: DevServer | None) -> None:
+        from superscript.datadir import ledger_url
+
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"[bold green]SuperScript[/bold green] API      {base}")
         console.print(f"            API docs {base}/docs")
+        console.print(f"            metrics  {base}/metrics")
         if server is not None:
             console.print(f"            Temporal {server.address}  Web UI {server.ui_url}")
         else:
             console.print("            Temporal from TEMPORAL_ADDRESS (no embedded server)")
+        console.print(f"            ledger   {ledger_url(settings.database_url)}")
         console.print("            Ctrl-C stops everything.")
 
+    lock = _claim(settings, api=True, temporal=settings.temporal_embedded)
     from superscript import runtime
 
-    _run(runtime.up(settings, announce))
+    _run(runtime.up(settings, announce, lock))
 
 
-@app.command("dev-server")
+@app.command("dev-server", help=DEV_SERVER_HELP)
 def dev_server(
     host: Host = None,
     port: Port = None,
@@ -132,12 +183,13 @@ def dev_server(
     def announce(server: DevServer) -> None:
         console.print(f"Temporal dev server {server.address}  Web UI {server.ui_url}")
 
+    lock = _claim(settings, api=False, temporal=True)
     from superscript import runtime
 
-    _run(runtime.dev_server_until_stopped(settings, announce))
+    _run(runtime.dev_server_until_stopped(settings, announce, lock))
 
 
-@app.command()
+@app.command(help=WORKER_HELP)
 def worker(
     host: Host = None,
     port: Port = None,
@@ -153,10 +205,10 @@ def worker(
     _logging()
     from superscript import runtime
 
-    _run(runtime.run_until_stopped(lambda stop: runtime.serve_worker(settings, stop)))
+    _run(runtime.worker(settings))
 
 
-@app.command()
+@app.command(help=API_HELP)
 def api(
     host: Host = None,
     port: Port = None,
@@ -177,7 +229,7 @@ def api(
         raise typer.Exit(2) from exc
     from superscript import runtime
 
-    _run(runtime.run_until_stopped(lambda stop: runtime.serve_api(settings, stop)))
+    _run(runtime.api(settings))
 
 
 ApiUrl = Annotated[

@@ -9,8 +9,12 @@ import signal
 import sys
 import sysconfig
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from superscript.settings import Settings
+
+if TYPE_CHECKING:
+    from superscript.datadir import DataDirLock
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
@@ -73,10 +77,15 @@ async def port_open(port: int) -> bool:
 
 
 class DevServer:
-    """Starts the dev server as a child process and stops it with us."""
+    """Starts the dev server as a child process and stops it with us.
 
-    def __init__(self, settings: Settings) -> None:
+    Given the data dir's lock, the child inherits it: a dev server left running after
+    its parent was killed keeps the data dir locked while it writes its history.
+    """
+
+    def __init__(self, settings: Settings, lock: DataDirLock | None = None) -> None:
         self.settings = settings
+        self.lock = lock
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -102,9 +111,12 @@ class DevServer:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                pass_fds=(self.lock.fd,) if self.lock is not None else (),
             )
         finally:
             log.close()
+        if self.lock is not None:
+            self.lock.note(temporal_pid=self.process.pid)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_TIMEOUT_SECONDS
         while not await port_open(self.settings.temporal_port):

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import uvicorn
 from temporalio.client import Client
 
+from superscript import datadir
 from superscript.api.app import create_app
 from superscript.devserver import DevServer
 from superscript.ledger import Ledger
@@ -116,9 +117,12 @@ async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) 
 
 
 async def dev_server_until_stopped(
-    settings: Settings, announce: Callable[[DevServer], None]
+    settings: Settings, announce: Callable[[DevServer], None], lock: datadir.DataDirLock
 ) -> None:
-    server = DevServer(settings)
+    """The dev server alone, on the data dir ``lock`` holds (``datadir.claim``: locked, its
+    ports checked). It has no ledger, so it neither records nor checks one; the worker
+    and API started against it do (see ``datadir.check_ledger``)."""
+    server = DevServer(settings, lock)
     await server.start()
     announce(server)
     try:
@@ -131,6 +135,7 @@ async def dev_server_until_stopped(
         exited.cancel()
     finally:
         await server.stop()
+        lock.release()
 
 
 async def _wait_process(server: DevServer) -> None:
@@ -138,10 +143,41 @@ async def _wait_process(server: DevServer) -> None:
     await server.process.wait()
 
 
-async def up(settings: Settings, announce: Callable[[DevServer | None], None]) -> None:
-    """The embedded dev server (unless TEMPORAL_ADDRESS is set), one worker and the API."""
+async def check_ledger(settings: Settings) -> None:
+    """The data dir's ledger record, checked (and made on first use with the embedded
+    Temporal, whose history lives in the data dir) before any part starts."""
+    await datadir.check_ledger(
+        settings.data_dir, settings.database_url, record=settings.temporal_embedded
+    )
+
+
+async def worker(settings: Settings) -> None:
+    """``superscript worker``: refused before it polls if the data dir has another ledger."""
+    await check_ledger(settings)
+    await run_until_stopped(lambda stop: serve_worker(settings, stop))
+
+
+async def api(settings: Settings) -> None:
+    """``superscript api``: its port and the data dir's ledger checked, then served."""
+    datadir.check_ports(datadir.service_ports(settings, api=True, temporal=False))
+    await check_ledger(settings)
+    await run_until_stopped(lambda stop: serve_api(settings, stop))
+
+
+async def up(
+    settings: Settings,
+    announce: Callable[[DevServer | None], None],
+    lock: datadir.DataDirLock,
+) -> None:
+    """The embedded dev server (unless TEMPORAL_ADDRESS is set), one worker and the API.
+
+    ``lock`` holds the data dir, whose ports were found free (``datadir.claim``); the
+    ledger is checked against the data dir's before anything starts. (The kernel lets go
+    of the lock when this process exits, whatever way it does.)
+    """
     settings.check_exposure()
-    server = DevServer(settings) if settings.temporal_embedded else None
+    await check_ledger(settings)
+    server = DevServer(settings, lock) if settings.temporal_embedded else None
     if server is not None:
         await server.start()
     try:
@@ -152,3 +188,4 @@ async def up(settings: Settings, announce: Callable[[DevServer | None], None]) -
     finally:
         if server is not None:
             await server.stop()
+        lock.release()

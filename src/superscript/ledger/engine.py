@@ -13,9 +13,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from superscript.ledger.schema import ledger_identity
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds a SQLite writer waits for the lock before giving up.
@@ -147,3 +149,31 @@ async def migrate(engine: AsyncEngine) -> None:
             # Serialise concurrent starters (API and workers) on one lock.
             await conn.execute(text("SELECT pg_advisory_xact_lock(7233001)"))
         await conn.run_sync(_upgrade)
+
+
+def _no_sqlite_file(url: str) -> bool:
+    """A SQLite URL whose file does not exist (opening it would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database
+    return not database or database == ":memory:" or not Path(database).is_file()
+
+
+async def read_ledger_id(url: str) -> str | None:
+    """The identity of the ledger at ``url``, read without creating or migrating anything.
+
+    None for a database that holds no identity yet: a SQLite file that does not exist, a
+    database never migrated, or one migrated before 0004.
+    """
+    if _no_sqlite_file(url):
+        return None
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(lambda sync: inspect(sync).has_table("ledger_identity")):
+                return None
+            found: str | None = await conn.scalar(select(ledger_identity.c.ledger_id))
+            return found
+    finally:
+        await engine.dispose()

@@ -59,3 +59,14 @@ entries = Table(
     Index("ix_entries_order_id", "order_id"),
     Index("ix_entries_account_id", "account_id"),
 )
+
+# One row (singleton = 1): the random UUID that names this ledger, created by migration
+# 0004. A data dir records it on first use and refuses a ledger with another one.
+ledger_identity = Table(
+    "ledger_identity",
+    metadata,
+    Column("singleton", Integer, primary_key=True, autoincrement=False),
+    Column("ledger_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("singleton = 1", name="ck_ledger_identity_one_row"),
+)

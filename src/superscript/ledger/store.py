@@ -43,6 +43,14 @@ class Ledger:
         """A write transaction; on SQLite it takes the write lock up front."""
         return write_transaction(self.engine)
 
+    async def ledger_id(self) -> str:
+        """This ledger's identity (migration 0004 creates it with the schema)."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(schema.ledger_identity.c.ledger_id))
+        if found is None:
+            raise RuntimeError("the ledger has no identity row; was its migration undone?")
+        return str(found)
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(select(1))
