@@ -164,7 +164,7 @@ async def read_ledger_id(url: str) -> str | None:
     """The identity of the ledger at ``url``, read without creating or migrating anything.
 
     None for a database that holds no identity yet: a SQLite file that does not exist, a
-    database never migrated, or one migrated before 0004.
+    database never migrated, or one migrated before 0005.
     """
     if _no_sqlite_file(url):
         return None

@@ -61,7 +61,7 @@ entries = Table(
 )
 
 # One row (singleton = 1): the random UUID that names this ledger, created by migration
-# 0004. A data dir records it on first use and refuses a ledger with another one.
+# 0005. A data dir records it on first use and refuses a ledger with another one.
 ledger_identity = Table(
     "ledger_identity",
     metadata,

@@ -44,7 +44,7 @@ class Ledger:
         return write_transaction(self.engine)
 
     async def ledger_id(self) -> str:
-        """This ledger's identity (migration 0004 creates it with the schema)."""
+        """This ledger's identity (migration 0005 creates it with the schema)."""
         async with self.engine.connect() as conn:
             found = await conn.scalar(select(schema.ledger_identity.c.ledger_id))
         if found is None:

@@ -4,8 +4,8 @@ A data dir records the identity of the ledger it was first used with, so that it
 embedded Temporal history never answers for another ledger (a URL alone can't tell: the
 same database has many URLs, and one URL may point at a fresh database tomorrow).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
