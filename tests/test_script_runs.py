@@ -384,9 +384,15 @@ async def test_shell_metacharacters_arrive_verbatim_and_execute_nothing(
     assert list(tmp_path.glob("*pwned*")) == []
 
 
-async def test_retries_as_many_as_the_header_allows(api: Api) -> None:
+async def test_retries_as_many_as_the_header_allows(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failed attempts with attempts left are business too: retried without a traceback."""
+    caplog.set_level(logging.INFO)
     order_id = unique("order")
     response = await post_run(api, "flaky-payment", order_id, [])
+    faults = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert [r.getMessage() for r in faults] == []
 
     assert response.status_code == 200
     body = response.json()

@@ -22,7 +22,7 @@ from typing import Final, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.scripts.models import (
@@ -57,6 +57,10 @@ ARGS_MISMATCH: Final = "IdempotencyKeyReused"
 NON_RETRYABLE_TYPES: Final = [SCRIPT_NOT_FOUND, ATTEMPT_NOT_RECORDED, ARGS_MISMATCH]
 
 SHUTDOWN_REASON: Final = "worker shut down during the run; the script was killed"
+
+BUSINESS: Final = ApplicationErrorCategory.BENIGN
+"""An attempt that ends by the script's own doing (or a removed script) is business, not a
+fault: the SDK then logs it as one DEBUG line instead of a WARNING with a traceback."""
 
 T = TypeVar("T")
 
@@ -153,7 +157,10 @@ class ScriptActivities:
             spec = self.registry.get(input.script)
         except ScriptNotFound as exc:
             raise ApplicationError(
-                f"{exc.detail}; nothing was run", type=SCRIPT_NOT_FOUND, non_retryable=True
+                f"{exc.detail}; nothing was run",
+                type=SCRIPT_NOT_FOUND,
+                non_retryable=True,
+                category=BUSINESS,
             ) from exc
         claim = await self._claim(input)
         if claim.result is not None:
@@ -182,7 +189,9 @@ class ScriptActivities:
                 raise
             outcome = _failed(attempt, SHUTDOWN_REASON)
             if not last:
-                raise ApplicationError(SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN) from None
+                raise ApplicationError(
+                    SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN, category=BUSINESS
+                ) from None
             return await self._recorded(input, outcome)
         except OSError as exc:
             outcome = _failed(attempt, f"the script could not be started: {exc}")
@@ -195,6 +204,7 @@ class ScriptActivities:
                 f"attempt {attempt} of {input.max_attempts} failed: {why}",
                 outcome,
                 type=SCRIPT_FAILED,
+                category=BUSINESS,
             )
         return await self._recorded(input, outcome)
 
@@ -220,7 +230,9 @@ class ScriptActivities:
         try:
             return await self._heartbeating(claiming, 0)
         except IdempotencyKeyReused as exc:
-            raise ApplicationError(exc.detail, type=ARGS_MISMATCH, non_retryable=True) from exc
+            raise ApplicationError(
+                exc.detail, type=ARGS_MISMATCH, non_retryable=True, category=BUSINESS
+            ) from exc
         except Exception as exc:
             activity.logger.warning(
                 "could not record an attempt of %s; nothing was started",
