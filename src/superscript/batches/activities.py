@@ -74,18 +74,11 @@ class BatchActivities:
 
     @activity.defn(name="plan_script_chunk")
     async def plan_script_chunk(self, input: ChunkInput) -> ScriptPlan:
-        plan = await heartbeating(
+        return await heartbeating(
             self.store.plan_script_chunk(
                 input.batch_id, input.start, input.end, self.registry, self.runs
             )
         )
-        # Each child's ID goes into this result, so into the batch's history: the workflow
-        # never computes one, and a change of the ID format leaves running batches alone.
-        runs = [
-            run.model_copy(update={"workflow_id": script_workflow_id(plan.script, run.order_id)})
-            for run in plan.runs
-        ]
-        return plan.model_copy(update={"runs": runs})
 
     @activity.defn(name="record_batch_items")
     async def record_batch_items(self, input: RecordItemsInput) -> Counts:
@@ -95,8 +88,7 @@ class BatchActivities:
     async def fetch_script_run(self, input: FetchRunInput) -> ItemDone:
         """The outcome of a run someone else started: waited for, heartbeating meanwhile."""
         handle = self.client.get_workflow_handle(
-            input.workflow_id or script_workflow_id(input.script, input.order_id),
-            result_type=ScriptRunResult,
+            script_workflow_id(input.script, input.order_id), result_type=ScriptRunResult
         )
         waiting = asyncio.ensure_future(handle.result())
         try:

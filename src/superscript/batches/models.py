@@ -143,9 +143,10 @@ class CompleteBatchInput(BaseModel):
 class PlannedRun(BaseModel):
     """An item whose script run the batch starts as a child workflow.
 
-    ``workflow_id`` is the child's ID, chosen by the planning activity so that it is in
-    the batch's history: a later change of the ID format never changes a running batch's
-    commands. Plans recorded before it existed named children ``legacy_script_workflow_id``.
+    ``workflow_id`` is the child's ID: the one the key was claimed under in the ledger,
+    sent by the planning activity so that it is in the batch's history. A later change of
+    the ID format never changes a running batch's commands; plans recorded before the
+    field existed named their children ``legacy_script_workflow_id``.
     """
 
     seq: int
@@ -190,5 +191,3 @@ class FetchRunInput(BaseModel):
     seq: int
     script: str
     order_id: str
-    # The run's workflow ID (absent in inputs recorded before it was carried).
-    workflow_id: str | None = None

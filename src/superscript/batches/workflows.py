@@ -157,12 +157,7 @@ class BatchWorkflow:
         except WorkflowAlreadyStartedError:
             return await workflow.execute_activity_method(
                 BatchActivities.fetch_script_run,
-                FetchRunInput(
-                    seq=run.seq,
-                    script=plan.script,
-                    order_id=run.order_id,
-                    workflow_id=workflow_id,
-                ),
+                FetchRunInput(seq=run.seq, script=plan.script, order_id=run.order_id),
                 start_to_close_timeout=FETCH_TIMEOUT,
                 heartbeat_timeout=FETCH_HEARTBEAT,
                 retry_policy=CHUNK_RETRY,
