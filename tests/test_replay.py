@@ -24,13 +24,11 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from superscript.batches import client as batch_client
 from superscript.batches import workflows as batch_workflows
 from superscript.batches.models import LEGACY_PLANS, BatchInput, BatchPlan
+from superscript.fees.activities import FeeActivities
+from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
+from superscript.ledger.models import FeeOutcome
 from superscript.scripts import models as script_models
 from superscript.worker import workflows
-
-with workflow.unsafe.imports_passed_through():
-    from superscript.fees.activities import FeeActivities
-    from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
-    from superscript.ledger.models import FeeOutcome
 
 HISTORIES = Path(__file__).parent / "histories"
 # Recorded by tests/histories/record.py from the current code (re-recorded at will).
@@ -177,6 +175,19 @@ async def test_a_changed_script_id_format_leaves_recorded_batches_unchanged(
     script_batches = batches("script-batch")
     assert len(script_batches) == 2
     assert await unsandboxed_failures(script_batches) == {}
+
+
+def test_the_plan_goes_on_through_continue_as_new() -> None:
+    """Every run of the recorded fee batch got the plan its first run was started with."""
+    inputs: list[BatchInput] = []
+    for history in recorded("fee-batch"):
+        payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        (start,) = pydantic_data_converter.payload_converter.from_payloads(payloads, [BatchInput])
+        inputs.append(start)
+    assert len(inputs) >= 2
+    assert [start.plan for start in inputs] == [inputs[0].plan] * len(inputs)
+    assert inputs[0].plan != batch_client.default_plan("fee")  # the recorder's small plan
+    assert [start.next_seq > 0 for start in inputs] == [False] + [True] * (len(inputs) - 1)
 
 
 def test_an_input_from_before_plans_gets_the_plan_that_code_used() -> None:
