@@ -53,9 +53,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.workflows import FanoutInput, FeeFanoutWorkflow, NoopInput, NoopWorkflow, noop
+from superscript.batches.client import FEE_CHUNK_SIZE, WINDOW
 from superscript.batches.models import FeeItem, ScriptItem
 from superscript.batches.store import BatchStore
-from superscript.batches.workflows import FEE_CHUNK_SIZE, WINDOW
 from superscript.devserver import DevServer
 from superscript.ledger import Decider, FeeOrder, Ledger, schema
 from superscript.settings import Settings

@@ -1,4 +1,8 @@
-"""Starting a batch's workflow; safe to repeat, so a resubmission heals a lost start."""
+"""Starting a batch's workflow; safe to repeat, so a resubmission heals a lost start.
+
+The sizes that decide how a batch is worked through are chosen here, when it starts, and
+travel in its input: changing them changes new batches only, never a running one.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,39 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from superscript.batches.models import Batch, BatchInput
+from superscript.batches.models import Batch, BatchInput, BatchKind, BatchPlan
 from superscript.batches.workflows import BatchWorkflow
 
+# Orders per fee activity: each chunk is one ledger transaction.
+FEE_CHUNK_SIZE = 2000
+# Script items per chunk: one child workflow each, so WINDOW * this are in flight at most,
+# far below Temporal's limit of pending children per workflow.
+SCRIPT_CHUNK_SIZE = 50
+# Chunks in flight at once.
+WINDOW = 4
+# Continue-as-new well before Temporal's 51,200-event history limit.
+MAX_HISTORY_EVENTS = 10_000
 
-async def ensure_batch_workflow(client: Client, batch: Batch, task_queue: str) -> None:
-    """Start ``BATCH-WF-{batch_id}`` unless it runs or ran already."""
+
+def default_plan(kind: BatchKind) -> BatchPlan:
+    """The plan a new batch of ``kind`` starts with: this module's sizes as they are now."""
+    return BatchPlan(
+        chunk_size=FEE_CHUNK_SIZE if kind == "fee" else SCRIPT_CHUNK_SIZE,
+        window=WINDOW,
+        max_history_events=MAX_HISTORY_EVENTS,
+    )
+
+
+async def ensure_batch_workflow(
+    client: Client, batch: Batch, task_queue: str, plan: BatchPlan | None = None
+) -> None:
+    """Start ``BATCH-WF-{batch_id}`` unless it runs or ran already (then ``plan`` is moot)."""
     start = BatchInput(
-        batch_id=batch.batch_id, kind=batch.kind, script=batch.script, total=batch.total
+        batch_id=batch.batch_id,
+        kind=batch.kind,
+        script=batch.script,
+        total=batch.total,
+        plan=plan or default_plan(batch.kind),
     )
     # Already started or already closed: either way the batch is in hand.
     with contextlib.suppress(WorkflowAlreadyStartedError):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BatchKind = Literal["fee", "script"]
 ItemStatus = Literal["pending", "succeeded", "replayed", "failed"]
@@ -79,8 +79,38 @@ class BatchItemView(BaseModel):
     detail: str | None = None
 
 
+class BatchPlan(BaseModel):
+    """Everything that decides which commands ``BatchWorkflow`` issues, fixed at its start.
+
+    It travels in the workflow's input (and through continue-as-new), never in module
+    constants: a running batch replays on a worker with other defaults unchanged.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    # Items per chunk activity (a fee chunk is one ledger transaction; a script chunk
+    # starts one child workflow per item).
+    chunk_size: int = Field(ge=1)
+    # Chunks in flight at once.
+    window: int = Field(ge=1)
+    # The run continues as new once its history is longer than this.
+    max_history_events: int = Field(ge=1)
+
+
+# The plan of every batch started before plans travelled in the input: the module
+# constants of that code. Inputs without a plan replay with these, so never change them.
+LEGACY_PLANS: dict[BatchKind, BatchPlan] = {
+    "fee": BatchPlan(chunk_size=2000, window=4, max_history_events=10_000),
+    "script": BatchPlan(chunk_size=50, window=4, max_history_events=10_000),
+}
+
+
 class BatchInput(BaseModel):
-    """Input of ``BatchWorkflow``; ``next_seq`` and ``counts`` carry over continue-as-new."""
+    """Input of ``BatchWorkflow``; ``next_seq`` and ``counts`` carry over continue-as-new.
+
+    ``plan`` is what the starter chose (``superscript.batches.client``); an input stored
+    before it existed gets the plan that code used (``LEGACY_PLANS``).
+    """
 
     batch_id: str
     kind: BatchKind
@@ -88,6 +118,14 @@ class BatchInput(BaseModel):
     total: int
     next_seq: int = 0
     counts: Counts = Counts()
+    plan: BatchPlan
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_plan(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("plan") is None and data.get("kind") in LEGACY_PLANS:
+            return {**data, "plan": LEGACY_PLANS[data["kind"]]}
+        return data
 
 
 class ChunkInput(BaseModel):
@@ -103,11 +141,23 @@ class CompleteBatchInput(BaseModel):
 
 
 class PlannedRun(BaseModel):
-    """An item whose script run the batch starts as a child workflow."""
+    """An item whose script run the batch starts as a child workflow.
+
+    ``workflow_id`` is the child's ID: the one the key was claimed under in the ledger,
+    sent by the planning activity so that it is in the batch's history. A later change of
+    the ID format never changes a running batch's commands; plans recorded before the
+    field existed named their children ``legacy_script_workflow_id``.
+    """
 
     seq: int
     order_id: str
     args: list[str]
+    workflow_id: str | None = None
+
+
+def legacy_script_workflow_id(script: str, order_id: str) -> str:
+    """The child ID of a plan recorded without one: the format of that code. Never change."""
+    return f"SCRIPT-WF-{script}-{order_id}"
 
 
 class ScriptPlan(BaseModel):

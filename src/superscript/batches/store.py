@@ -269,7 +269,12 @@ class BatchStore:
                     )
                 )
             else:
-                planned.append(PlannedRun(seq=seq, order_id=order_id, args=args))
+                # The ID the key was claimed under, into the batch's history with the plan.
+                planned.append(
+                    PlannedRun(
+                        seq=seq, order_id=order_id, args=args, workflow_id=record.workflow_id
+                    )
+                )
         counts = await self.record_items(batch_id, decided)
         return ScriptPlan(
             script=script,

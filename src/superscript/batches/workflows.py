@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from superscript.batches.activities import BatchActivities
     from superscript.batches.models import (
         BatchInput,
+        BatchPlan,
         ChunkInput,
         CompleteBatchInput,
         Counts,
@@ -22,25 +23,19 @@ with workflow.unsafe.imports_passed_through():
         PlannedRun,
         RecordItemsInput,
         ScriptPlan,
+        legacy_script_workflow_id,
     )
     from superscript.retries import until_done
     from superscript.scripts.models import (
         ScriptRunResult,
         SinglePaymentCollectionInput,
-        script_workflow_id,
     )
     from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 
-# Orders per fee activity: each chunk is one ledger transaction.
-FEE_CHUNK_SIZE = 2000
-# Script items per chunk: one child workflow each, so WINDOW * this are in flight at most,
-# far below Temporal's limit of pending children per workflow.
-SCRIPT_CHUNK_SIZE = 50
-# Chunks in flight at once.
-WINDOW = 4
-# Continue-as-new well before Temporal's 51,200-event history limit.
-MAX_HISTORY_EVENTS = 10_000
-
+# What decides the commands this workflow issues (chunk size, window, when to continue as
+# new) is its input's ``BatchPlan``, never a constant here: a constant changed in a deploy
+# would change the commands of every running batch on replay. Timeouts and retry policies
+# are not compared on replay, so they may stay constants.
 CHUNK_TIMEOUT = timedelta(minutes=2)
 # Chunk activities heartbeat while they work: a lost worker is noticed this fast.
 CHUNK_HEARTBEAT = timedelta(seconds=10)
@@ -68,15 +63,20 @@ class BatchWorkflow:
     async def run(self, input: BatchInput) -> Counts:
         self._counts = input.counts
         self._total = input.total
+        plan = input.plan
         next_seq = input.next_seq
         # A list, not a set: the order of tasks must be the same on every replay.
         in_flight: list[asyncio.Task[Counts]] = []
         while next_seq < input.total or in_flight:
-            while next_seq < input.total and len(in_flight) < WINDOW and not self._history_full():
+            while (
+                next_seq < input.total
+                and len(in_flight) < plan.window
+                and not self._history_full(plan)
+            ):
                 chunk = ChunkInput(
                     batch_id=input.batch_id,
                     start=next_seq,
-                    end=min(next_seq + self._chunk_size(input), input.total),
+                    end=min(next_seq + plan.chunk_size, input.total),
                 )
                 work = self._fee_chunk(chunk) if input.kind == "fee" else self._script_chunk(chunk)
                 in_flight.append(asyncio.create_task(work))
@@ -87,6 +87,7 @@ class BatchWorkflow:
             for task in done:
                 self._counts = self._counts.plus(task.result())
         if next_seq < input.total:
+            # The plan goes on with the rest of the input: one batch, one plan, every run.
             workflow.continue_as_new(
                 input.model_copy(update={"next_seq": next_seq, "counts": self._counts})
             )
@@ -99,16 +100,13 @@ class BatchWorkflow:
         )
         return self._counts
 
-    def _history_full(self) -> bool:
+    @staticmethod
+    def _history_full(plan: BatchPlan) -> bool:
         info = workflow.info()
         return (
-            info.get_current_history_length() > MAX_HISTORY_EVENTS
+            info.get_current_history_length() > plan.max_history_events
             or info.is_continue_as_new_suggested()
         )
-
-    @staticmethod
-    def _chunk_size(input: BatchInput) -> int:
-        return FEE_CHUNK_SIZE if input.kind == "fee" else SCRIPT_CHUNK_SIZE
 
     async def _fee_chunk(self, chunk: ChunkInput) -> Counts:
         return await workflow.execute_activity_method(
@@ -140,6 +138,7 @@ class BatchWorkflow:
 
     async def _script_run(self, plan: ScriptPlan, run: PlannedRun) -> ItemDone:
         """The seed's orchestrator step: a child per key; one already started is a replay."""
+        workflow_id = run.workflow_id or legacy_script_workflow_id(plan.script, run.order_id)
         try:
             child = await workflow.start_child_workflow(
                 SinglePaymentCollectionWorkflow.run,
@@ -150,7 +149,7 @@ class BatchWorkflow:
                     max_attempts=plan.max_attempts,
                     timeout_seconds=plan.timeout_seconds,
                 ),
-                id=script_workflow_id(plan.script, run.order_id),
+                id=workflow_id,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 # A payment in flight finishes even if its batch is stopped.
                 parent_close_policy=ParentClosePolicy.ABANDON,
