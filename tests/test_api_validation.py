@@ -483,3 +483,59 @@ async def test_existing_account_is_a_conflict_and_keeps_its_balance(quiet_api: A
 async def test_unknown_account_is_a_not_found_problem(quiet_api: Api) -> None:
     response = await quiet_api.http.get(f"/accounts/{unique('missing')}")
     assert_problem(response, 404, "account_not_found")
+
+
+# Arguments a script can't be given, as raw JSON text (a lone surrogate can only be sent so).
+BAD_ARGS: list[tuple[str, str]] = [
+    ("nul", json.dumps("a\x00b")),
+    ("lone-surrogate", '"\\ud800"'),
+    ("4097-chars", json.dumps("x" * 4097)),
+    ("not-a-string", "7"),
+]
+
+
+@pytest.mark.parametrize(("arg_case", "arg"), BAD_ARGS, ids=[case for case, _ in BAD_ARGS])
+@pytest.mark.parametrize("route", ["run", "batch"])
+async def test_a_bad_argument_is_refused_by_a_run_and_by_a_batch_alike(
+    quiet_api: Api, client: Client, route: str, arg_case: str, arg: str
+) -> None:
+    """One rule for both (a batch once took a NUL byte that a single run refused)."""
+    order_id, batch_id = unique("order"), unique("batch")
+    if route == "run":
+        path = "/scripts/echo-args/runs"
+        raw = f'{{"order_id": "{order_id}", "args": ["ok", {arg}]}}'
+        workflow_id = f"SCRIPT-WF-echo-args/{order_id}"
+    else:
+        path = "/batches"
+        raw = (
+            f'{{"batch_id": "{batch_id}", "kind": "script", "script": "echo-args", '
+            f'"items": [{{"order_id": "{order_id}", "args": ["ok", {arg}]}}]}}'
+        )
+        workflow_id = f"BATCH-WF-{batch_id}"
+    before = await snapshot(quiet_api.ledger)
+
+    response = await quiet_api.http.post(
+        path, content=raw.encode(), headers={"content-type": "application/json"}
+    )
+
+    body = assert_problem(response, 422, "validation_error")
+    assert "args" in body["detail"], body
+    assert await snapshot(quiet_api.ledger) == before
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+    assert not await workflow_exists(client, workflow_id)
+
+
+@pytest.mark.parametrize("route", ["run", "batch"])
+async def test_too_many_argument_characters_are_refused_alike(
+    quiet_api: Api, client: Client, route: str
+) -> None:
+    order_id, batch_id = unique("order"), unique("batch")
+    args = ["x" * 4096] * 17  # each allowed, more than 64 KiB together
+    item = {"order_id": order_id, "args": args}
+    if route == "run":
+        response = await quiet_api.http.post("/scripts/echo-args/runs", json=item)
+    else:
+        body = {"batch_id": batch_id, "kind": "script", "script": "echo-args", "items": [item]}
+        response = await quiet_api.http.post("/batches", json=body)
+    assert_problem(response, 422, "validation_error")
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404

@@ -5,22 +5,85 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Literal
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from fastapi import Path, Query
+from fastapi.params import Path as PathParam
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from superscript.batches.models import FeeItem, ScriptItem
+from superscript.contract import (
+    ARG_PATTERN,
+    ARG_RULE,
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    MAX_AMOUNT,
+    MAX_ARG_CHARS,
+    MAX_ARGS,
+    MAX_ARGS_TOTAL_CHARS,
+    MAX_BALANCE,
+    MAX_BATCH_ITEMS,
+    MIN_AMOUNT,
+    MIN_BALANCE,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    PAGE_LIMIT_MIN,
+    arg_problem,
+    args_problem,
+)
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-MAX_AMOUNT = 10**15
+# Re-exported: older code and tests import these from here.
+__all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT"]
 
 Identifier = Annotated[
-    str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=128)
+    str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
 ]
-Amount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT)]
-Balance = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
+Balance = Annotated[StrictInt, Field(ge=MIN_BALANCE, le=MAX_BALANCE)]
 
-AccountIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
-OrderIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
+
+def _id_path() -> PathParam:
+    # One Path() per parameter: FastAPI keeps the info object a parameter is declared with.
+    param: PathParam = Path(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
+    return param
+
+
+AccountIdPath = Annotated[str, _id_path()]
+OrderIdPath = Annotated[str, _id_path()]
+BatchIdPath = Annotated[str, _id_path()]
+ScriptNamePath = Annotated[str, _id_path()]
+PageLimit = Annotated[int, Query(ge=PAGE_LIMIT_MIN, le=PAGE_LIMIT_MAX)]
+"""``?limit=``, the same on every list (its default is ``PAGE_LIMIT_DEFAULT``)."""
+
+
+def _script_arg(arg: str) -> str:
+    problem = arg_problem(arg)
+    if problem is not None:
+        raise ValueError(f"an argument {problem}")
+    return arg
+
+
+def _script_args(args: list[str]) -> list[str]:
+    problem = args_problem(args)
+    if problem is not None:
+        raise ValueError(problem)
+    return args
+
+
+ScriptArg = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_ARG_CHARS),
+    # The pattern is stated for clients; the validator enforces it with a clearer message.
+    Field(json_schema_extra={"pattern": ARG_PATTERN}, description=ARG_RULE),
+    AfterValidator(_script_arg),
+]
+ScriptArgs = Annotated[
+    list[ScriptArg],
+    Field(
+        max_length=MAX_ARGS,
+        description=f"argv of the script; at most {MAX_ARGS_TOTAL_CHARS} characters in all",
+    ),
+    AfterValidator(_script_args),
+]
+"""One run's arguments: the same rules for ``POST /scripts/{name}/runs`` and batch items."""
 
 
 class Strict(BaseModel):
@@ -110,11 +173,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return responses
 
 
-MAX_BATCH_ITEMS = 1_000_000
-MAX_ARGS = 256
-Arg = Annotated[str, StringConstraints(strict=True, max_length=4096)]
-
-
 class FeeItemIn(Strict, FeeItem):
     """A ``FeeItem`` as validated from the request: the store takes it as it is."""
 
@@ -127,7 +185,7 @@ class ScriptItemIn(Strict, ScriptItem):
     """A ``ScriptItem`` as validated from the request: the store takes it as it is."""
 
     order_id: Identifier
-    args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = []
+    args: ScriptArgs = []
 
 
 class FeeBatchRequest(Strict):
