@@ -1,6 +1,6 @@
 """``SinglePaymentCollectionWorkflow``: one run of a payment script per (script, order_id).
 
-Its ID is ``SCRIPT-WF-{script}-{order_id}``, so every caller of one key shares one run and
+Its ID is ``SCRIPT-WF-{script}/{order_id}``, so every caller of one key shares one run and
 one result. The script runs at most ``max_attempts`` times (its header; 1 by default):
 whatever ends the last attempt (an exit code, a timeout, a lost or stopped worker, a
 cancellation) becomes the run's ``failed`` result here instead of another attempt.
