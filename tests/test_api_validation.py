@@ -128,7 +128,10 @@ RAW_BODIES: list[tuple[str, bytes, str]] = [
     ("json-list", b'[{"account_id": "<account>"}]', "application/json"),
     ("json-string", b'"<account>"', "application/json"),
     ("json-number", b"1", "application/json"),
-    ("text-plain", b'{"account_id": "<account>", "VALUE": 1}', "text/plain"),
+    # Read as JSON whatever the content type says (the contract): still not a good body.
+    ("text-plain-bad-json", b'{"account_id": "<account>", "VALUE": 1.5}', "text/plain"),
+    ("no-content-type-not-json", b"account_id=<account>&VALUE=1", ""),
+    ("form-content-type", b"account_id=<account>&VALUE=1", "application/x-www-form-urlencoded"),
     ("nested-too-deep", b"[" * 100_000 + b"]" * 100_000, "application/json"),
 ]
 # Numbers Python's JSON reader turns into floats, or refuses.
@@ -539,3 +542,59 @@ async def test_too_many_argument_characters_are_refused_alike(
         response = await quiet_api.http.post("/batches", json=body)
     assert_problem(response, 422, "validation_error")
     assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+
+
+# A JSON body is read as JSON without a content type, or with one that says otherwise.
+NOT_JSON_CONTENT_TYPES = [None, "text/plain", "text/plain; charset=utf-8", "application/xml"]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON_CONTENT_TYPES)
+async def test_a_json_body_is_read_as_json_whatever_its_content_type(
+    quiet_api: Api, content_type: str | None
+) -> None:
+    account_id = unique("acc")
+    headers = {} if content_type is None else {"content-type": content_type}
+    raw = json.dumps({"account_id": account_id, "balance": 42}).encode()
+
+    response = await quiet_api.http.post("/accounts", content=raw, headers=headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json() == {"account_id": account_id, "balance": 42}
+    assert (await quiet_api.ledger.get_account(account_id)).balance == 42
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+async def test_a_fee_without_a_json_content_type_is_charged_once(
+    working_api: Api, content_type: str | None
+) -> None:
+    account_id, order_id = unique("acc"), unique("order")
+    await working_api.ledger.create_account(account_id, 100)
+    headers = {} if content_type is None else {"content-type": content_type}
+    raw = json.dumps({"account_id": account_id, "amount": 30}).encode()
+
+    first = await working_api.http.post(f"/orders/{order_id}/fee", content=raw, headers=headers)
+    again = await working_api.http.post(f"/orders/{order_id}/fee", content=raw, headers=headers)
+
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.content == again.content
+    assert first.json()["balance_after"] == 70
+    assert await working_api.ledger.charges_for(order_id) == 1
+
+
+async def test_a_csv_content_type_is_not_read_as_json_by_post_batches(
+    quiet_api: Api, client: Client
+) -> None:
+    """``text/csv`` is the CSV form of ``POST /batches``: its body is never taken for JSON."""
+    batch_id = unique("batch")
+    body = {
+        "batch_id": batch_id,
+        "kind": "fee",
+        "items": [{"order_id": unique("order"), "account_id": unique("acc"), "amount": 1}],
+    }
+    response = await quiet_api.http.post(
+        "/batches", content=json.dumps(body).encode(), headers={"content-type": "text/csv"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+    assert not await workflow_exists(client, f"BATCH-WF-{batch_id}")
