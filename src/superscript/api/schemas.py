@@ -13,6 +13,8 @@ from superscript.batches.models import FeeItem, ScriptItem
 from superscript.contract import (
     ARG_PATTERN,
     ARG_RULE,
+    BATCH_BODY_LIMIT,
+    DEFAULT_BODY_LIMIT,
     ID_MAX_LENGTH,
     ID_PATTERN,
     MAX_AMOUNT,
@@ -36,8 +38,16 @@ __all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT"]
 Identifier = Annotated[
     str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
 ]
-Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
-Balance = Annotated[StrictInt, Field(ge=MIN_BALANCE, le=MAX_BALANCE)]
+# JSON Schema counts 1.0 as an integer; the contract refuses it (money is never a float).
+WHOLE_NUMBER = "written as a whole number: no fraction, exponent or quotes (1.0 is refused)"
+Amount = Annotated[
+    StrictInt,
+    Field(ge=MIN_AMOUNT, le=MAX_AMOUNT, description=f"minor units (cents), {WHOLE_NUMBER}"),
+]
+Balance = Annotated[
+    StrictInt,
+    Field(ge=MIN_BALANCE, le=MAX_BALANCE, description=f"minor units (cents), {WHOLE_NUMBER}"),
+]
 
 
 def _id_path() -> PathParam:
@@ -164,6 +174,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
             "description": HTTPStatus(status).phrase,
             "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
         }
+        if status == 413:
+            response["description"] = (
+                f"the body is larger than {DEFAULT_BODY_LIMIT:,} bytes "
+                f"({BATCH_BODY_LIMIT:,} for POST /batches)"
+            )
         if status == 401:
             response["description"] = "SUPERSCRIPT_API_TOKEN is set and no valid token was sent"
             response["headers"] = {
