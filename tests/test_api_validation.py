@@ -128,7 +128,10 @@ RAW_BODIES: list[tuple[str, bytes, str]] = [
     ("json-list", b'[{"account_id": "<account>"}]', "application/json"),
     ("json-string", b'"<account>"', "application/json"),
     ("json-number", b"1", "application/json"),
-    ("text-plain", b'{"account_id": "<account>", "VALUE": 1}', "text/plain"),
+    # Read as JSON whatever the content type says (the contract): still not a good body.
+    ("text-plain-bad-json", b'{"account_id": "<account>", "VALUE": 1.5}', "text/plain"),
+    ("no-content-type-not-json", b"account_id=<account>&VALUE=1", ""),
+    ("form-content-type", b"account_id=<account>&VALUE=1", "application/x-www-form-urlencoded"),
     ("nested-too-deep", b"[" * 100_000 + b"]" * 100_000, "application/json"),
 ]
 # Numbers Python's JSON reader turns into floats, or refuses.
@@ -483,3 +486,115 @@ async def test_existing_account_is_a_conflict_and_keeps_its_balance(quiet_api: A
 async def test_unknown_account_is_a_not_found_problem(quiet_api: Api) -> None:
     response = await quiet_api.http.get(f"/accounts/{unique('missing')}")
     assert_problem(response, 404, "account_not_found")
+
+
+# Arguments a script can't be given, as raw JSON text (a lone surrogate can only be sent so).
+BAD_ARGS: list[tuple[str, str]] = [
+    ("nul", json.dumps("a\x00b")),
+    ("lone-surrogate", '"\\ud800"'),
+    ("4097-chars", json.dumps("x" * 4097)),
+    ("not-a-string", "7"),
+]
+
+
+@pytest.mark.parametrize(("arg_case", "arg"), BAD_ARGS, ids=[case for case, _ in BAD_ARGS])
+@pytest.mark.parametrize("route", ["run", "batch"])
+async def test_a_bad_argument_is_refused_by_a_run_and_by_a_batch_alike(
+    quiet_api: Api, client: Client, route: str, arg_case: str, arg: str
+) -> None:
+    """One rule for both (a batch once took a NUL byte that a single run refused)."""
+    order_id, batch_id = unique("order"), unique("batch")
+    if route == "run":
+        path = "/scripts/echo-args/runs"
+        raw = f'{{"order_id": "{order_id}", "args": ["ok", {arg}]}}'
+        workflow_id = f"SCRIPT-WF-echo-args/{order_id}"
+    else:
+        path = "/batches"
+        raw = (
+            f'{{"batch_id": "{batch_id}", "kind": "script", "script": "echo-args", '
+            f'"items": [{{"order_id": "{order_id}", "args": ["ok", {arg}]}}]}}'
+        )
+        workflow_id = f"BATCH-WF-{batch_id}"
+    before = await snapshot(quiet_api.ledger)
+
+    response = await quiet_api.http.post(
+        path, content=raw.encode(), headers={"content-type": "application/json"}
+    )
+
+    body = assert_problem(response, 422, "validation_error")
+    assert "args" in body["detail"], body
+    assert await snapshot(quiet_api.ledger) == before
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+    assert not await workflow_exists(client, workflow_id)
+
+
+@pytest.mark.parametrize("route", ["run", "batch"])
+async def test_too_many_argument_characters_are_refused_alike(
+    quiet_api: Api, client: Client, route: str
+) -> None:
+    order_id, batch_id = unique("order"), unique("batch")
+    args = ["x" * 4096] * 17  # each allowed, more than 64 KiB together
+    item = {"order_id": order_id, "args": args}
+    if route == "run":
+        response = await quiet_api.http.post("/scripts/echo-args/runs", json=item)
+    else:
+        body = {"batch_id": batch_id, "kind": "script", "script": "echo-args", "items": [item]}
+        response = await quiet_api.http.post("/batches", json=body)
+    assert_problem(response, 422, "validation_error")
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+
+
+# A JSON body is read as JSON without a content type, or with one that says otherwise.
+NOT_JSON_CONTENT_TYPES = [None, "text/plain", "text/plain; charset=utf-8", "application/xml"]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON_CONTENT_TYPES)
+async def test_a_json_body_is_read_as_json_whatever_its_content_type(
+    quiet_api: Api, content_type: str | None
+) -> None:
+    account_id = unique("acc")
+    headers = {} if content_type is None else {"content-type": content_type}
+    raw = json.dumps({"account_id": account_id, "balance": 42}).encode()
+
+    response = await quiet_api.http.post("/accounts", content=raw, headers=headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json() == {"account_id": account_id, "balance": 42}
+    assert (await quiet_api.ledger.get_account(account_id)).balance == 42
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+async def test_a_fee_without_a_json_content_type_is_charged_once(
+    working_api: Api, content_type: str | None
+) -> None:
+    account_id, order_id = unique("acc"), unique("order")
+    await working_api.ledger.create_account(account_id, 100)
+    headers = {} if content_type is None else {"content-type": content_type}
+    raw = json.dumps({"account_id": account_id, "amount": 30}).encode()
+
+    first = await working_api.http.post(f"/orders/{order_id}/fee", content=raw, headers=headers)
+    again = await working_api.http.post(f"/orders/{order_id}/fee", content=raw, headers=headers)
+
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.content == again.content
+    assert first.json()["balance_after"] == 70
+    assert await working_api.ledger.charges_for(order_id) == 1
+
+
+async def test_a_csv_content_type_is_not_read_as_json_by_post_batches(
+    quiet_api: Api, client: Client
+) -> None:
+    """``text/csv`` is the CSV form of ``POST /batches``: its body is never taken for JSON."""
+    batch_id = unique("batch")
+    body = {
+        "batch_id": batch_id,
+        "kind": "fee",
+        "items": [{"order_id": unique("order"), "account_id": unique("acc"), "amount": 1}],
+    }
+    response = await quiet_api.http.post(
+        "/batches", content=json.dumps(body).encode(), headers={"content-type": "text/csv"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert (await quiet_api.http.get(f"/batches/{batch_id}")).status_code == 404
+    assert not await workflow_exists(client, f"BATCH-WF-{batch_id}")

@@ -76,6 +76,42 @@ def test_bad_rows_are_refused_with_their_line(
     assert raised.value.line == line
 
 
+def test_a_fee_file_with_script_is_refused_by_its_header(tmp_path: Path, clean_env: None) -> None:
+    """Not run as one failing script per row: exit 2, and nothing sent (nobody listens)."""
+    csv_file = tmp_path / "fees.csv"
+    csv_file.write_text(FEE_HEADER + "".join(f"o{n},a1,{n + 1}\n" for n in range(2000)))
+    api = f"http://127.0.0.1:{free_port()}"
+    args = ["batch", "submit", str(csv_file), "--script", "collect-payment", "--api", api]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert "line 1: header 'order_id,account_id,amount' is a fee batch's header" in result.output
+    assert "drop --script collect-payment" in result.output
+    assert "nothing was submitted" in result.output
+
+
+def test_every_bad_line_is_reported_up_to_100(tmp_path: Path, clean_env: None) -> None:
+    rows = ["o1,a1,5", "o 2,a1,5", "o3,a1,5", "o4,a1,x", "o5,a/1,5", "o6,a1"]
+    csv_file = tmp_path / "batch.csv"
+    csv_file.write_text(FEE_HEADER + "\n".join(rows) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["batch", "submit", str(csv_file), "--api", f"http://127.0.0.1:{free_port()}"],
+        env={"COLUMNS": "300"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "4 bad lines" in result.output
+    for line in ("line 3: order_id 'o 2'", "line 5: amount 'x'", "line 6: account_id 'a/1'"):
+        assert line in result.output, result.output
+    assert "line 7: 2 columns" in result.output
+    assert "line 2:" not in result.output and "line 4:" not in result.output
+
+    with pytest.raises(CsvError) as raised:
+        parse_csv((FEE_HEADER + "bad id,a1,5\n" * 150).encode())
+    assert raised.value.line == 2
+    assert [problem.line for problem in raised.value.problems] == list(range(2, 102))
+    assert "more than 100 bad lines" in str(raised.value)
+
+
 def test_not_utf8_is_refused_with_its_line(tmp_path: Path, clean_env: None) -> None:
     csv_file = tmp_path / "batch.csv"
     csv_file.write_bytes(FEE_HEADER.encode() + b"o1,a1,5\no2,caf\xe9,5\n")

@@ -195,7 +195,7 @@ async def test_list_scripts(api: Api) -> None:
 
 async def test_ten_concurrent_callers_run_the_script_once_with_one_answer(api: Api) -> None:
     order_id = unique("order")
-    key = f"collect-payment-{order_id}"
+    key = f"collect-payment/{order_id}"
     barrier = asyncio.Barrier(10)
 
     async def call() -> httpx.Response:
@@ -232,7 +232,7 @@ async def test_ten_concurrent_callers_run_the_script_once_with_one_answer(api: A
 
 async def test_naive_route_runs_the_script_every_time(api: Api) -> None:
     order_id = unique("order")
-    key = f"collect-payment-{order_id}"
+    key = f"collect-payment/{order_id}"
     barrier = asyncio.Barrier(3)
 
     async def call() -> httpx.Response:
@@ -257,7 +257,7 @@ async def test_naive_route_runs_the_script_every_time(api: Api) -> None:
 
 async def test_same_key_with_other_args_is_refused_and_runs_nothing(api: Api) -> None:
     order_id = unique("order")
-    key = f"collect-payment-{order_id}"
+    key = f"collect-payment/{order_id}"
     first = await post_run(api, "collect-payment", order_id, ["100"])
     assert first.status_code == 200 and first.json()["status"] == "succeeded"
 
@@ -290,7 +290,7 @@ async def test_concurrent_claims_with_different_args_let_exactly_one_run(api: Ap
     winner = ok[0].json()
     assert all(response.json() == winner for response in ok)
     assert {response.json()["code"] for response in refused} == {"idempotency_key_reused"}
-    lines = payment_lines(api.settings, f"collect-payment-{order_id}")
+    lines = payment_lines(api.settings, f"collect-payment/{order_id}")
     assert len(lines) == 1 and winner["stdout"].startswith(f"collected {lines[0].split()[2]} ")
 
 
@@ -581,7 +581,7 @@ async def test_worker_shutdown_during_the_run_fails_it_and_never_reruns(
 
     assert result.status == "failed" and result.exit_code is None
     assert result.reason == SHUTDOWN_REASON and result.attempts == 1
-    assert len(payment_lines(settings, f"hang-payment-{order_id}")) == 1
+    assert len(payment_lines(settings, f"hang-payment/{order_id}")) == 1
     record = await script_activities.runs.get("hang-payment", order_id)
     assert record is not None and record.result == result
 

@@ -218,7 +218,7 @@ async def test_environment_is_an_allow_list_plus_the_run_identity(
     assert result.exit_code == 0, result.stderr
     seen: dict[str, str] = json.loads(result.stdout)
     assert seen["SUPERSCRIPT_ORDER_ID"] == "ord-7"
-    assert seen["SUPERSCRIPT_IDEMPOTENCY_KEY"] == "show-env-ord-7"
+    assert seen["SUPERSCRIPT_IDEMPOTENCY_KEY"] == "show-env/ord-7"
     assert seen["SUPERSCRIPT_ATTEMPT"] == "3"
     assert seen["SUPERSCRIPT_SCRIPT"] == "show-env"
     assert seen["SUPERSCRIPT_DATA_DIR"] == str(data_dir)

@@ -1,8 +1,9 @@
 """``superscript batch``: submit a CSV file as one batch, and follow a batch's progress.
 
-Every row is checked here with the API's own rules before anything is sent, so a file
-with one bad row submits nothing and says which line is wrong. The batch ID defaults to a
-fingerprint of what is submitted: the same file again is the same batch, not a new one.
+Every row is checked here with the API's own rules (``superscript.contract``) before
+anything is sent, so a file with bad rows submits nothing and says which lines are wrong.
+The batch ID defaults to a fingerprint of what is submitted: the same file again is the
+same batch, not a new one.
 """
 
 from __future__ import annotations
@@ -33,16 +34,23 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from superscript.contract import (
+    ID_RULE,
+    MAX_AMOUNT,
+    MAX_ARGS,
+    MAX_BATCH_ITEMS,
+    arg_problem,
+    args_problem,
+    is_amount,
+    is_identifier,
+)
 from superscript.settings import Settings
 
-ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DIGITS_RE: Final = re.compile(r"[0-9]+")
-MAX_AMOUNT: Final = 10**15
-MAX_ITEMS: Final = 1_000_000
-MAX_ARGS: Final = 256
-MAX_ARG_CHARS: Final = 4096
-MAX_ARGS_TOTAL_CHARS: Final = 64 * 1024
+AMOUNT_MAX_DIGITS: Final = len(str(MAX_AMOUNT))
 FEE_HEADER: Final = ("order_id", "account_id", "amount")
+MAX_REPORTED_LINES: Final = 100
+"""A file with more bad lines than this reports these first ones."""
 
 POLL_SECONDS: Final = 0.5
 """How often ``--wait`` asks for progress."""
@@ -73,21 +81,43 @@ columns as the header.
 Identifiers (order_id, account_id, the batch ID, the script name) are 1 to 128 \
 characters of A-Z a-z 0-9 . _ : -
 
-Every row is checked before anything is sent: a bad row is reported with its line \
-number, nothing is submitted, and the exit code is 2. Without --batch-id the batch ID is \
-csv- and a digest of the items, so submitting the same file again is the same batch \
-(nothing runs twice). Problems from the API are printed as code: detail (exit code 1).
+Every row is checked before anything is sent: each bad line (the first 100) is reported \
+with its line number, nothing is submitted, and the exit code is 2. A fee file (header \
+order_id,account_id,amount) given with --script is refused the same way. Without \
+--batch-id the batch ID is csv- and a digest of the items, so submitting the same file \
+again is the same batch (nothing runs twice). Problems from the API are printed as \
+code: detail (exit code 1).
 """
 
 
 class CsvError(ValueError):
-    """A row (or the file) breaks the rules: nothing of the file may be submitted."""
+    """A row (or the file) breaks the rules: nothing of the file may be submitted.
+
+    ``line`` and ``reason`` are the first problem's; ``problems`` lists every bad line
+    found (up to ``MAX_REPORTED_LINES``), so one run of the command shows them all.
+    """
 
     def __init__(self, line: int | None, reason: str) -> None:
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{reason}")
         self.line = line
         self.reason = reason
+        self.problems: list[CsvError] = [self]
+
+    @classmethod
+    def of(cls, problems: list[CsvError]) -> CsvError:
+        """One error that reports each of ``problems`` (the first ones), a line each."""
+        if len(problems) == 1:
+            return problems[0]
+        shown = problems[:MAX_REPORTED_LINES]
+        if len(problems) > MAX_REPORTED_LINES:
+            heading = f"more than {MAX_REPORTED_LINES} bad lines; the first ones:"
+        else:
+            heading = f"{len(shown)} bad lines:"
+        error = cls(shown[0].line, shown[0].reason)
+        error.args = ("\n".join([heading, *(str(problem) for problem in shown)]),)
+        error.problems = shown
+        return error
 
 
 @dataclass(frozen=True)
@@ -118,9 +148,9 @@ class Batch:
 
 
 def check_identifier(value: str, what: str, line: int | None = None) -> str:
-    if not ID_RE.fullmatch(value):
+    if not is_identifier(value):
         shown = repr(value) if value else "empty"
-        raise CsvError(line, f"{what} {shown} is not 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+        raise CsvError(line, f"{what} {shown} is not {ID_RULE}")
     return value
 
 
@@ -133,16 +163,16 @@ def check_amount(value: str, line: int) -> int:
             "(digits only: no sign, decimal point or spaces)",
         )
     significant = value.lstrip("0")
-    if not significant or len(significant) > 16 or int(significant) > MAX_AMOUNT:
+    # Digits first: int() of a huge string is slow (and refused past 4,300 digits).
+    if not significant or len(significant) > AMOUNT_MAX_DIGITS or not is_amount(int(significant)):
         raise CsvError(line, f"amount {value} is outside 1 to 10^15")
     return int(significant)
 
 
 def check_arg(value: str, column: str, line: int) -> str:
-    if len(value) > MAX_ARG_CHARS:
-        raise CsvError(line, f"argument {column!r} is longer than {MAX_ARG_CHARS} characters")
-    if "\x00" in value:
-        raise CsvError(line, f"argument {column!r} contains a NUL character")
+    problem = arg_problem(value)
+    if problem is not None:
+        raise CsvError(line, f"argument {column!r} {problem}")
     return value
 
 
@@ -170,52 +200,77 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
+def _item(header: list[str], line: int, row: list[str], script: str | None) -> dict[str, Any]:
+    """One row as a batch item; :class:`CsvError` says why it can't be one."""
+    if len(row) != len(header):
+        missing = "missing" if len(row) < len(header) else "extra"
+        raise CsvError(
+            line, f"{len(row)} columns where the header has {len(header)} ({missing} columns)"
+        )
+    order_id = check_identifier(row[0], "order_id", line)
+    if script is None:
+        account_id = check_identifier(row[1], "account_id", line)
+        amount = check_amount(row[2], line)
+        return {"order_id": order_id, "account_id": account_id, "amount": amount}
+    args = [check_arg(cell, name, line) for name, cell in zip(header[1:], row[1:], strict=True)]
+    problem = args_problem(args)
+    if problem is not None:
+        raise CsvError(line, problem)
+    return {"order_id": order_id, "args": args}
+
+
+def _check_header(header: list[str], line: int, script: str | None) -> None:
+    if script is None:
+        if tuple(header) != FEE_HEADER:
+            raise CsvError(
+                line,
+                f"header {','.join(header)!r} is not 'order_id,account_id,amount' "
+                "(use --script NAME for a script batch)",
+            )
+        return
+    if tuple(header) == FEE_HEADER:
+        # Run as a script batch, every row would be a script run that fails (or worse,
+        # one that takes the account and amount for arguments): refuse it before.
+        raise CsvError(
+            line,
+            f"header 'order_id,account_id,amount' is a fee batch's header, not a script's: "
+            f"drop --script {script} to submit it as a fee batch",
+        )
+    if not header or header[0] != "order_id":
+        raise CsvError(line, "a script batch's header starts with 'order_id', then the args")
+    if len(header) - 1 > MAX_ARGS:
+        raise CsvError(line, f"at most {MAX_ARGS} argument columns")
+
+
 def parse_csv(data: bytes, script: str | None = None) -> Batch:
-    """Validate the whole file; the first bad row raises :class:`CsvError`."""
+    """Validate the whole file; :class:`CsvError` names every bad line (up to 100)."""
     records = _records(_decode(data))
     first = next(records, None)
     if first is None:
         raise CsvError(None, "the file is empty: want a header line and at least one row")
     header_line, header = first
     header = [name.strip() for name in header]
-    if script is None:
-        if tuple(header) != FEE_HEADER:
-            raise CsvError(
-                header_line,
-                f"header {','.join(header)!r} is not 'order_id,account_id,amount' "
-                "(use --script NAME for a script batch)",
-            )
-    else:
-        if not header or header[0] != "order_id":
-            raise CsvError(
-                header_line, "a script batch's header starts with 'order_id', then the args"
-            )
-        if len(header) - 1 > MAX_ARGS:
-            raise CsvError(header_line, f"at most {MAX_ARGS} argument columns")
+    _check_header(header, header_line, script)
 
     items: list[dict[str, Any]] = []
-    for line, row in records:
-        if len(row) != len(header):
-            missing = "missing" if len(row) < len(header) else "extra"
-            raise CsvError(
-                line, f"{len(row)} columns where the header has {len(header)} ({missing} columns)"
-            )
-        order_id = check_identifier(row[0], "order_id", line)
-        if script is None:
-            account_id = check_identifier(row[1], "account_id", line)
-            amount = check_amount(row[2], line)
-            items.append({"order_id": order_id, "account_id": account_id, "amount": amount})
-        else:
-            args = [
-                check_arg(cell, name, line) for name, cell in zip(header[1:], row[1:], strict=True)
-            ]
-            if sum(len(arg) for arg in args) > MAX_ARGS_TOTAL_CHARS:
-                raise CsvError(
-                    line, f"the arguments hold more than {MAX_ARGS_TOTAL_CHARS} characters"
-                )
-            items.append({"order_id": order_id, "args": args})
-        if len(items) > MAX_ITEMS:
-            raise CsvError(line, f"a batch holds at most {MAX_ITEMS:,} rows")
+    bad: list[CsvError] = []
+    rows = 0
+    try:
+        for line, row in records:
+            rows += 1
+            if rows > MAX_BATCH_ITEMS:
+                bad.append(CsvError(line, f"a batch holds at most {MAX_BATCH_ITEMS:,} rows"))
+                break
+            try:
+                items.append(_item(header, line, row, script))
+            except CsvError as exc:
+                bad.append(exc)
+                if len(bad) > MAX_REPORTED_LINES:
+                    break
+    except CsvError as exc:  # malformed CSV: nothing after it can be read reliably
+        bad.append(exc)
+    if bad:
+        raise CsvError.of(bad)
     if not items:
         raise CsvError(None, "no rows after the header: nothing to submit")
     return Batch(kind="script" if script is not None else "fee", script=script, items=items)
@@ -413,12 +468,8 @@ def submit_command(
         )
         return EXIT_INVALID
     for value, what in ((batch_id, "batch ID"), (script, "script name")):
-        if value is not None and not ID_RE.fullmatch(value):
-            console.print(
-                f"[red]error:[/red] {what} {value!r} is not 1 to 128 characters of "
-                "A-Z a-z 0-9 . _ : -",
-                highlight=False,
-            )
+        if value is not None and not is_identifier(value):
+            console.print(f"[red]error:[/red] {what} {value!r} is not {ID_RULE}", highlight=False)
             return EXIT_INVALID
     try:
         batch = parse_csv(data, script)

@@ -359,7 +359,7 @@ class Demo:
         self.console.print(Rule("[bold]3. The single payment script: one run per order[/bold]"))
         self.why(
             f"The same script, {SCRIPT}, through POST /scripts/{SCRIPT}/runs: the seed's "
-            f"SinglePaymentCollectionWorkflow, workflow SCRIPT-WF-{SCRIPT}-{{order_id}}. The "
+            f"SinglePaymentCollectionWorkflow, workflow SCRIPT-WF-{SCRIPT}/{{order_id}}. The "
             "script itself is as unsafe as before; the workflow ID makes it run once."
         )
         order_id = self.id("pay-order")

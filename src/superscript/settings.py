@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.envconfig import ClientConfigProfile
 
-BUNDLED_SCRIPTS_DIR = Path(__file__).parent / "bundled_scripts"
+from superscript.contract import BUNDLED_SCRIPTS_DIR as BUNDLED_SCRIPTS_DIR
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
+from superscript.api.content_type import JsonBodyMiddleware
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
 from superscript.api.state import Services
@@ -68,6 +69,7 @@ def create_app(
     app_metrics = metrics.Metrics()
     problems.install(app)
     # Outermost last: metrics see everything, auth refuses before any body is read.
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     auth.install(app, settings)
     metrics.install(app, app_metrics)

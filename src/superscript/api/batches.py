@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from superscript.api.problems import Problem
 from superscript.api.schemas import (
-    ID_PATTERN,
-    MAX_BATCH_ITEMS,
     BatchAccepted,
+    BatchIdPath,
     BatchItemsPage,
     BatchRequest,
     BatchStatusBody,
     FeeBatchRequest,
+    PageLimit,
     problem_responses,
 )
 from superscript.api.scripts import script_spec
@@ -23,11 +23,11 @@ from superscript.api.state import Services, services
 from superscript.batches.client import ensure_batch_workflow
 from superscript.batches.models import Batch, FeeItem, ScriptItem
 from superscript.batches.store import BatchStore
+from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
 from superscript.ledger import LedgerError
 
 router = APIRouter(tags=["batches"])
 Svc = Annotated[Services, Depends(services)]
-BatchIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
 
 
 def _status(batch: Batch) -> BatchStatusBody:
@@ -99,7 +99,7 @@ async def batch_items(
     batch_id: BatchIdPath,
     svc: Svc,
     status: Annotated[Literal["pending", "succeeded", "replayed", "failed"] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageLimit = PAGE_LIMIT_DEFAULT,
     after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> BatchItemsPage:
     """Items in submission order with their outcomes; page on with ``after=next_after``."""

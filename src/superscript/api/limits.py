@@ -7,21 +7,12 @@ counted as they arrive, so no client can stream past the limit either.
 
 from __future__ import annotations
 
-from typing import Final
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from superscript.api.problems import problem_response
+from superscript.contract import BATCH_BODY_LIMIT, DEFAULT_BODY_LIMIT, body_limit
 
-# A million fee items with generous identifiers (about 120 bytes each in JSON).
-BATCH_BODY_LIMIT: Final = 160 * 1024 * 1024
-DEFAULT_BODY_LIMIT: Final = 1024 * 1024
-
-
-def body_limit(method: str, path: str) -> int:
-    if method == "POST" and path.rstrip("/") == "/batches":
-        return BATCH_BODY_LIMIT
-    return DEFAULT_BODY_LIMIT
+__all__ = ["BATCH_BODY_LIMIT", "DEFAULT_BODY_LIMIT", "BodyLimitMiddleware", "body_limit"]
 
 
 class BodyLimitMiddleware:

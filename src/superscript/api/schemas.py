@@ -5,22 +5,95 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Literal
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from fastapi import Path, Query
+from fastapi.params import Path as PathParam
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from superscript.batches.models import FeeItem, ScriptItem
+from superscript.contract import (
+    ARG_PATTERN,
+    ARG_RULE,
+    BATCH_BODY_LIMIT,
+    DEFAULT_BODY_LIMIT,
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    MAX_AMOUNT,
+    MAX_ARG_CHARS,
+    MAX_ARGS,
+    MAX_ARGS_TOTAL_CHARS,
+    MAX_BALANCE,
+    MAX_BATCH_ITEMS,
+    MIN_AMOUNT,
+    MIN_BALANCE,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    PAGE_LIMIT_MIN,
+    arg_problem,
+    args_problem,
+)
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-MAX_AMOUNT = 10**15
+# Re-exported: older code and tests import these from here.
+__all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT"]
 
 Identifier = Annotated[
-    str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=128)
+    str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
 ]
-Amount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT)]
-Balance = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+# JSON Schema counts 1.0 as an integer; the contract refuses it (money is never a float).
+WHOLE_NUMBER = "written as a whole number: no fraction, exponent or quotes (1.0 is refused)"
+Amount = Annotated[
+    StrictInt,
+    Field(ge=MIN_AMOUNT, le=MAX_AMOUNT, description=f"minor units (cents), {WHOLE_NUMBER}"),
+]
+Balance = Annotated[
+    StrictInt,
+    Field(ge=MIN_BALANCE, le=MAX_BALANCE, description=f"minor units (cents), {WHOLE_NUMBER}"),
+]
 
-AccountIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
-OrderIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
+
+def _id_path() -> PathParam:
+    # One Path() per parameter: FastAPI keeps the info object a parameter is declared with.
+    param: PathParam = Path(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
+    return param
+
+
+AccountIdPath = Annotated[str, _id_path()]
+OrderIdPath = Annotated[str, _id_path()]
+BatchIdPath = Annotated[str, _id_path()]
+ScriptNamePath = Annotated[str, _id_path()]
+PageLimit = Annotated[int, Query(ge=PAGE_LIMIT_MIN, le=PAGE_LIMIT_MAX)]
+"""``?limit=``, the same on every list (its default is ``PAGE_LIMIT_DEFAULT``)."""
+
+
+def _script_arg(arg: str) -> str:
+    problem = arg_problem(arg)
+    if problem is not None:
+        raise ValueError(f"an argument {problem}")
+    return arg
+
+
+def _script_args(args: list[str]) -> list[str]:
+    problem = args_problem(args)
+    if problem is not None:
+        raise ValueError(problem)
+    return args
+
+
+ScriptArg = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_ARG_CHARS),
+    # The pattern is stated for clients; the validator enforces it with a clearer message.
+    Field(json_schema_extra={"pattern": ARG_PATTERN}, description=ARG_RULE),
+    AfterValidator(_script_arg),
+]
+ScriptArgs = Annotated[
+    list[ScriptArg],
+    Field(
+        max_length=MAX_ARGS,
+        description=f"argv of the script; at most {MAX_ARGS_TOTAL_CHARS} characters in all",
+    ),
+    AfterValidator(_script_args),
+]
+"""One run's arguments: the same rules for ``POST /scripts/{name}/runs`` and batch items."""
 
 
 class Strict(BaseModel):
@@ -101,6 +174,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
             "description": HTTPStatus(status).phrase,
             "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
         }
+        if status == 413:
+            response["description"] = (
+                f"the body is larger than {DEFAULT_BODY_LIMIT:,} bytes "
+                f"({BATCH_BODY_LIMIT:,} for POST /batches)"
+            )
         if status == 401:
             response["description"] = "SUPERSCRIPT_API_TOKEN is set and no valid token was sent"
             response["headers"] = {
@@ -108,11 +186,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
             }
         responses[status] = response
     return responses
-
-
-MAX_BATCH_ITEMS = 1_000_000
-MAX_ARGS = 256
-Arg = Annotated[str, StringConstraints(strict=True, max_length=4096)]
 
 
 class FeeItemIn(Strict, FeeItem):
@@ -127,7 +200,7 @@ class ScriptItemIn(Strict, ScriptItem):
     """A ``ScriptItem`` as validated from the request: the store takes it as it is."""
 
     order_id: Identifier
-    args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = []
+    args: ScriptArgs = []
 
 
 class FeeBatchRequest(Strict):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Final
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from superscript.api.problems import Problem, problem_response
-from superscript.api.schemas import ID_PATTERN, Identifier, PendingBody, Strict, problem_responses
+from superscript.api.problems import Problem
+from superscript.api.schemas import (
+    Identifier,
+    OrderIdPath,
+    PendingBody,
+    ScriptArgs,
+    ScriptNamePath,
+    Strict,
+    problem_responses,
+)
 from superscript.api.state import Services, services
 from superscript.ledger import LedgerError
 from superscript.scripts.client import (
@@ -29,42 +35,10 @@ from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import run_script
 
-MAX_ARGS: Final = 256
-MAX_ARG_CHARS: Final = 4096
-MAX_ARGS_TOTAL_CHARS: Final = 64 * 1024
-"""All args together: far below the kernel's argv limit, whatever the encoding."""
-MAX_BODY_BYTES: Final = 1024 * 1024
-"""A declared body larger than this is refused before it is read (413)."""
-
-
-def _plain_text(arg: str) -> str:
-    """An argv entry: no NUL (exec can't pass it) and no lone surrogate (not encodable)."""
-    if "\x00" in arg:
-        raise ValueError("an argument may not contain a NUL character")
-    try:
-        arg.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("an argument must be valid Unicode text") from exc
-    return arg
-
-
-ScriptArg = Annotated[
-    str, StringConstraints(strict=True, max_length=MAX_ARG_CHARS), AfterValidator(_plain_text)
-]
-ScriptNamePath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
-OrderIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=128)]
-
 
 class ScriptRunRequest(Strict):
     order_id: Identifier
-    args: Annotated[list[ScriptArg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
-
-    @field_validator("args")
-    @classmethod
-    def _bounded_total(cls, args: list[str]) -> list[str]:
-        if sum(len(arg) for arg in args) > MAX_ARGS_TOTAL_CHARS:
-            raise ValueError(f"the args may hold at most {MAX_ARGS_TOTAL_CHARS} characters in all")
-        return args
+    args: ScriptArgs = Field(default_factory=list)
 
 
 class ScriptInfo(BaseModel):
@@ -82,24 +56,7 @@ class NaiveScriptRunBody(BaseModel):
     stderr: str
 
 
-class _BoundedBodyRoute(APIRoute):
-    """Refuses a body whose declared length is too large before anything reads it."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def bounded(request: Request) -> Response:
-            declared = request.headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-                return problem_response(
-                    413, "payload_too_large", f"the body may be at most {MAX_BODY_BYTES} bytes"
-                )
-            return await handler(request)
-
-        return bounded
-
-
-router = APIRouter(tags=["scripts"], route_class=_BoundedBodyRoute)
+router = APIRouter(tags=["scripts"])
 Svc = Annotated[Services, Depends(services)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ from superscript.batches.models import (
     batch_workflow_id,
 )
 from superscript.batches.schema import batch_items, batches
+from superscript.contract import ID_RE
 from superscript.ledger import Applied, Decider, FeeOrder, IdempotencyKeyReused, Ledger
 from superscript.ledger.apply import IN_LIST_SIZE, apply_orders_in
 from superscript.scripts.models import script_workflow_id
@@ -37,8 +37,8 @@ INSERT_ROWS_PER_STATEMENT = 5_000
 CONFLICT_RETRIES = 3
 
 
-# IDs made of these characters are the same in JSON as in an f-string (the API's pattern).
-_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]*")
+# Identifiers of the contract are the same in JSON as in an f-string (no quote, no escape).
+_PLAIN_ID = ID_RE
 DIGEST_LINES_PER_UPDATE = 10_000
 
 

@@ -5,8 +5,9 @@
 #
 # Usage: collect-payment AMOUNT [CURRENCY]   (AMOUNT in minor units, CURRENCY default USD)
 # Not idempotent on purpose: every run appends one more "collected" line. Run through
-# SuperScript it runs once per order; SUPERSCRIPT_IDEMPOTENCY_KEY is what a real script
-# would pass to its payment gateway so the gateway can dedupe too.
+# SuperScript it runs once per order; SUPERSCRIPT_IDEMPOTENCY_KEY ({name}/{order_id},
+# such as collect-payment/order-1) is what a real script would pass to its payment gateway
+# so the gateway can dedupe too.
 set -euo pipefail
 
 if (($# < 1 || $# > 2)); then

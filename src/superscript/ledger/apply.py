@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from superscript.ledger import schema
 from superscript.ledger.errors import IdempotencyKeyReused
-from superscript.ledger.models import Applied, Decider, FeeOrder, FeeOutcome, FeeStatus
+from superscript.ledger.models import (
+    Applied,
+    Decider,
+    FeeOrder,
+    FeeOutcome,
+    FeeStatus,
+    decision_time,
+)
 
 # Bound parameters per IN (...) list: well inside SQLite's and PostgreSQL's limits.
 IN_LIST_SIZE = 500
@@ -69,6 +76,9 @@ async def apply_orders_in(
     # we replay it instead of colliding with it on the unique key.
     balances = await _balances(conn, sorted({order.account_id for order in orders}))
     outcomes = await _existing_outcomes(conn, sorted({order.order_id for order in orders}))
+    # Set here, not by the column's server default: the outcome answered now must be the one
+    # read back later, byte for byte (its failure detail says when it was decided).
+    decided_at = decision_time()
     changed: set[str] = set()
     entries: list[dict[str, object]] = []
     recorded: list[dict[str, object]] = []
@@ -117,6 +127,7 @@ async def apply_orders_in(
             balance_seen=balance_seen,
             workflow_id=decider.workflow_id,
             run_id=decider.run_id,
+            decided_at=decided_at,
         )
         outcomes[order.order_id] = outcome
         recorded.append(outcome.model_dump())

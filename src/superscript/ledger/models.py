@@ -5,13 +5,24 @@ Workflows import these (through the sandbox), so they stay plain pydantic models
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from superscript.ledger.errors import AccountNotFound, InsufficientFunds
 
 FeeStatus = Literal["charged", "account_not_found", "insufficient_funds"]
+
+
+def decision_time() -> datetime:
+    """Now, as an outcome records it: UTC, whole seconds (both databases keep it exactly)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def decided_at_text(moment: datetime) -> str:
+    """``2026-12-02T10:00:00Z``: the moment in UTC as ISO 8601."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 class Account(BaseModel):
@@ -53,16 +64,35 @@ class FeeOutcome(BaseModel):
     balance_seen: int | None
     workflow_id: str
     run_id: str | None
+    # Optional: results of workflows that ran before it was recorded here still load.
+    decided_at: AwareDatetime | None = None
+
+    @field_validator("decided_at", mode="before")
+    @classmethod
+    def _in_utc(cls, value: object) -> object:
+        """UTC, whole seconds: SQLite gives the stored time back without its zone."""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value.astimezone(UTC).replace(microsecond=0)
+        return value
 
     @property
     def failure(self) -> AccountNotFound | InsufficientFunds | None:
-        """The business error this outcome stands for, or None when it was charged."""
+        """The business error this outcome stands for, or None when it was charged.
+
+        Its detail says when the order was decided: replayed later, "does not exist" or
+        "has 5" would be read as the state of now, which may well have changed since.
+        """
+        when = "" if self.decided_at is None else f" at {decided_at_text(self.decided_at)}"
         if self.status == "account_not_found":
-            return AccountNotFound(f"account {self.account_id!r} does not exist")
+            return AccountNotFound(
+                f"account {self.account_id!r} did not exist when the order was decided{when}"
+            )
         if self.status == "insufficient_funds":
             return InsufficientFunds(
                 f"account {self.account_id!r} had {self.balance_seen} and order "
-                f"{self.order_id!r} needs {self.amount}"
+                f"{self.order_id!r} needs {self.amount} when it was decided{when}"
             )
         return None
 

@@ -23,6 +23,9 @@ from temporalio.exceptions import (
 )
 
 WORKFLOW_ID_PREFIX: Final = "SCRIPT-WF-"
+COMPENSATION_WORKFLOW_ID_PREFIX: Final = "SCRIPT-COMP-WF-"
+KEY_SEPARATOR: Final = "/"
+"""Outside the identifier alphabet: ``{name}/{order_id}`` splits one way only."""
 
 DEFAULT_HEARTBEAT_TIMEOUT_SECONDS: Final = 10.0
 """A worker that stops heartbeating for this long is taken for lost."""
@@ -33,9 +36,23 @@ NOT_RUN_AGAIN_REASON: Final = "a previous attempt started and its end is unknown
 """The contract's reason of a run whose allowed attempts had all started already."""
 
 
+def script_idempotency_key(script: str, order_id: str) -> str:
+    """``{name}/{order_id}``: the key of one run, as its script sees it and its IDs hold it.
+
+    ``/`` is no identifier character, so no two (script, order_id) pairs share a key: with
+    ``-`` instead, ``pay`` + ``x-1`` and ``pay-x`` + ``1`` both gave ``pay-x-1``.
+    """
+    return f"{script}{KEY_SEPARATOR}{order_id}"
+
+
 def script_workflow_id(script: str, order_id: str) -> str:
     """The business key is the workflow ID: one run per (script, order_id), ever."""
-    return f"{WORKFLOW_ID_PREFIX}{script}/{order_id}"
+    return f"{WORKFLOW_ID_PREFIX}{script_idempotency_key(script, order_id)}"
+
+
+def compensation_workflow_id(script: str, order_id: str) -> str:
+    """The one compensating run of the run of ``script`` for ``order_id``."""
+    return f"{COMPENSATION_WORKFLOW_ID_PREFIX}{script_idempotency_key(script, order_id)}"
 
 
 class SinglePaymentCollectionInput(BaseModel):

@@ -19,9 +19,12 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from superscript.contract import BUNDLED_SCRIPTS_DIR as BUNDLED_SCRIPTS_DIR
+from superscript.contract import ID_PATTERN, is_script_name
+
 logger = logging.getLogger(__name__)
 
-SCRIPT_NAME_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
+SCRIPT_NAME_PATTERN: Final = ID_PATTERN
 """What a script name may look like (the identifiers of the public contract)."""
 
 DEFAULT_TIMEOUT_SECONDS: Final = 60.0
@@ -29,12 +32,6 @@ DEFAULT_MAX_ATTEMPTS: Final = 1
 HEADER_MAX_LINES: Final = 50
 HEADER_MAX_BYTES: Final = 64 * 1024
 
-# Not resolve()d: the workflow sandbox re-imports this package and forbids file-system
-# calls at import time (module __file__ is absolute already).
-BUNDLED_SCRIPTS_DIR: Final = Path(__file__).parent.parent / "bundled_scripts"
-"""The example scripts shipped with the package (the default scripts dir)."""
-
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _HEADER_RE: Final = re.compile(r"#\s*superscript\.([A-Za-z_]+)\s*:(.*)")
 _INT_RE: Final = re.compile(r"[0-9]+")
 
@@ -64,7 +61,7 @@ class ScriptNotFound(LookupError):
 
 def is_valid_script_name(name: str) -> bool:
     """Whether ``name`` has the shape of a script name (says nothing of existence)."""
-    return name not in (".", "..") and _NAME_RE.fullmatch(name) is not None
+    return is_script_name(name)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from superscript.scripts.models import script_idempotency_key
 from superscript.scripts.registry import ScriptSpec
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def script_env(
     env = {key: os.environ[key] for key in ENV_ALLOW_LIST if key in os.environ}
     env.setdefault("PATH", DEFAULT_PATH)
     env["SUPERSCRIPT_ORDER_ID"] = order_id
-    env["SUPERSCRIPT_IDEMPOTENCY_KEY"] = f"{spec.name}-{order_id}"
+    env["SUPERSCRIPT_IDEMPOTENCY_KEY"] = script_idempotency_key(spec.name, order_id)
     env["SUPERSCRIPT_ATTEMPT"] = str(attempt)
     env["SUPERSCRIPT_SCRIPT"] = spec.name
     if extra_env:
