@@ -119,9 +119,10 @@ async def dev_server_until_stopped(
     settings: Settings, announce: Callable[[DevServer], None]
 ) -> None:
     server = DevServer(settings)
-    await server.start()
-    announce(server)
     try:
+        # Inside the try: a signal during start-up cancels us, and the server must stop.
+        await server.start()
+        announce(server)
         stop = asyncio.Event()
         install_stop_handlers(stop)
         waiting = asyncio.create_task(stop.wait())
