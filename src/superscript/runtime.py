@@ -23,6 +23,14 @@ log = logging.getLogger("superscript")
 
 # Requests still in flight at shutdown get this long; POSTs wait 30 s for outcomes.
 API_GRACEFUL_SHUTDOWN_SECONDS = 35
+# How long the API keeps an idle keep-alive connection open. It must outlast the idle
+# expiry of every client's connection pool (httpx's default is 5 s, uvicorn's default
+# keep-alive is 5 s too): a server that closes an idle connection just as a client sends
+# its next request on it closes a socket with unread data, which resets it, and the
+# client gets a ReadError for a request the server never read (seen in
+# test_concurrent_duplicate_orders_survive_killed_workers on a loaded machine). 75 s is
+# past httpx's 5 s and a load balancer's usual 60 s, so the client always closes first.
+API_KEEP_ALIVE_SECONDS = 75
 CONNECT_RETRY_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 120.0
 
@@ -56,6 +64,7 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
         port=settings.port,
         log_level="info",
         timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
         access_log=False,
     )
     server = _Server(config)
