@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from temporalio.client import Client
 
 from tests.conftest import unique
 from tests.processes import (
@@ -249,10 +250,23 @@ async def test_up_stops_cleanly_every_time(tmp_path: Path) -> None:
     tally.check()
 
 
+async def connect_when_serving(server: Service, port: int) -> Client:
+    """A client of the dev server once its frontend answers (after its port opens)."""
+    clients: list[Client] = []
+
+    async def serving() -> bool:
+        try:
+            clients.append(await Client.connect(f"127.0.0.1:{port}"))
+        except RuntimeError:  # "Frontend is not healthy yet"
+            return False
+        return True
+
+    await wait_until(serving, "the dev server serving", 60, server, interval=0.2)
+    return clients[0]
+
+
 async def test_dev_server_stops_cleanly_every_time(tmp_path: Path) -> None:
     """N ``superscript dev-server`` on one data dir, each stopped with a client connected."""
-    from temporalio.client import Client
-
     port, ui_port = free_port(), free_port()
     env = service_env(
         SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"),
@@ -265,7 +279,7 @@ async def test_dev_server_stops_cleanly_every_time(tmp_path: Path) -> None:
         server = start(f"dev-server-{run}", ["dev-server"], env, tmp_path)
         try:
             await wait_dev_server(server, port)
-            client = await Client.connect(f"127.0.0.1:{port}")
+            client = await connect_when_serving(server, port)
             # A long poll in flight on the server when it is told to stop: no worker
             # serves this task queue, so the result never comes.
             handle = await client.start_workflow(

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="SuperScript: payment operations that happen exactly once per order.",
+    epilog=(
+        "Exit codes: 0 done (a service stopped by SIGTERM or Ctrl-C included), 1 an error, "
+        "2 bad usage or settings, 130 interrupted before it could stop cleanly."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
