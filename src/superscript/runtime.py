@@ -128,12 +128,12 @@ async def dev_server_until_stopped(
     settings: Settings, announce: Callable[[DevServer], None]
 ) -> None:
     server = DevServer(settings)
+    # Before the start: a signal while the server starts is a clean stop once it is up.
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
     try:
-        # Inside the try: a signal during start-up cancels us, and the server must stop.
         await server.start()
         announce(server)
-        stop = asyncio.Event()
-        install_stop_handlers(stop)
         waiting = asyncio.create_task(stop.wait())
         exited = asyncio.create_task(_wait_process(server))
         await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
