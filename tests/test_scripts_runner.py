@@ -11,9 +11,11 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry, RunResult, ScriptSpec, run_script
@@ -480,6 +482,95 @@ async def test_cancellation_kills_the_group_and_reraises(
     # Killed and reaped before CancelledError came out: no waiting needed for the main.
     assert _gone(main_pid)
     await _wait_gone(child_pid)
+
+
+# A script that writes its pid, starts a background child that holds its pipes, writes
+# the child's pid, then talks on both streams until it is killed.
+TALKER = """set -eu
+dir=$SUPERSCRIPT_DATA_DIR
+mkdir -p "$dir"
+echo $$ >"$dir/main.pid.tmp" && mv "$dir/main.pid.tmp" "$dir/main.pid"
+sleep 300 &
+echo $! >"$dir/child.pid.tmp" && mv "$dir/child.pid.tmp" "$dir/child.pid"
+i=0
+while :; do
+  echo "out $i"; echo "err $i" >&2; i=$((i + 1))
+  if [ "$i" = 50 ]; then : >"$dir/talking"; fi
+  sleep 0.01
+done
+"""
+
+# Cancel after this many loop iterations (0: before the run even starts), or once the
+# script runs ("running"), or once it has talked for a while ("talking").
+CANCEL_POINTS: list[int | str] = [*range(12), "running", "talking"]
+
+
+def _hold_the_loop_until(path: Path) -> None:
+    """Block the event loop on purpose (no await) until the script has written ``path``.
+
+    The script runs on without the loop, while whatever the runner awaits (asyncio
+    connecting the pipes, say) stays exactly where it is: the cancellation that follows
+    lands in that window every time, not one run in fifty on a busy machine.
+    """
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} not written: the script did not get that far")
+        time.sleep(0.005)
+
+
+def _probes(token: str) -> list[int]:
+    """Live (not zombie) processes whose environment carries ``token``: the run's group."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("CANCEL_PROBE") == token and not _gone(process.pid):
+                found.append(process.pid)
+    return found
+
+
+def _started(spec: ScriptSpec) -> bool:
+    """Whether the test process has forked the script already."""
+    return any(
+        str(spec.path) in " ".join(child.cmdline())
+        for child in psutil.Process().children()
+        if not _gone(child.pid)
+    )
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("point", CANCEL_POINTS)
+async def test_cancellation_at_any_point_kills_the_group_and_reraises(
+    make_script: MakeScript, data_dir: Path, leftover_pids: list[int], point: int | str
+) -> None:
+    """Wherever the cancel lands, CancelledError comes out and nothing of the run is left.
+
+    Before the fix a cancel between the fork and the pipes being connected (points 1-3)
+    hung until the script's background child exited: ``sleep 300``, past the timeout.
+    """
+    spec = make_script("talker", TALKER)
+    token = uuid.uuid4().hex
+    env = {"SUPERSCRIPT_DATA_DIR": str(data_dir), "CANCEL_PROBE": token}
+    task = asyncio.ensure_future(run(spec, timeout=60, extra_env=env, kill_grace=0.5))
+    if isinstance(point, int):
+        for _ in range(point):
+            await asyncio.sleep(0)
+        if _started(spec):
+            _hold_the_loop_until(data_dir / "child.pid")
+    else:
+        marker = "child.pid" if point == "running" else "talking"
+        await _wait_until((data_dir / marker).exists, f"{marker} written")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for name in ("main.pid", "child.pid"):
+        if (data_dir / name).exists():
+            leftover_pids.append(int((data_dir / name).read_text()))
+    if (data_dir / "main.pid").exists():
+        # Killed and reaped before CancelledError came out.
+        assert _gone(int((data_dir / "main.pid").read_text()))
+    # An orphaned child is reaped by init, in its own time.
+    await _wait_until(lambda: not _probes(token), "every process of the run gone")
 
 
 # --- heartbeats -----------------------------------------------------------------------

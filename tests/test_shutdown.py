@@ -392,3 +392,69 @@ async def test_up_sigterm_stops_everything(tmp_path: Path) -> None:
     # The scripts in flight at SIGTERM finished: each ran once, none was cut.
     runs = payments(data_dir)
     assert all(count == 1 for count in runs.values()), runs
+
+
+# --- keep-alive -------------------------------------------------------------------------
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 response (status line, headers, Content-Length body); b"" at EOF."""
+    head = await reader.readuntil(b"\r\n\r\n") if not reader.at_eof() else b""
+    if not head:
+        return b""
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
+
+
+async def test_api_keeps_an_idle_connection_past_a_client_pools_expiry(
+    tmp_path: Path, temporal_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server never closes an idle connection a client's pool may still pick.
+
+    httpx keeps an idle connection for 5 s, uvicorn closed it at 5 s: a request sent on it
+    as the server closed it was reset unread (``httpx.ReadError`` on a loaded machine). So
+    one connection, idle past httpx's expiry, must still carry the next request.
+    """
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None
+    assert client_expiry < runtime.API_KEEP_ALIVE_SECONDS
+    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_address)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        task_queue=unique("tq-keepalive"),
+        port=free_port(),
+    )
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runtime.serve_api(settings, stop))
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+
+        async def listening() -> bool:
+            assert not serving.done(), serving
+            try:
+                _, probe = await asyncio.open_connection("127.0.0.1", settings.port)
+            except OSError:
+                return False
+            probe.close()
+            return True
+
+        await wait_until(listening, "the in-process API listening", 60)
+        reader, writer = await asyncio.open_connection("127.0.0.1", settings.port)
+        try:
+            writer.write(request)
+            assert (await _read_response(reader)).startswith(b"HTTP/1.1 ")
+            # Idle for longer than a client's pool would keep it: still open on our side.
+            await asyncio.sleep(client_expiry + 1)
+            writer.write(request)
+            again = await _read_response(reader)
+        finally:
+            writer.close()
+        assert again.startswith(b"HTTP/1.1 "), "the server closed the idle connection"
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 60)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
+import os
+import signal
+import sys
+import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +31,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="SuperScript: payment operations that happen exactly once per order.",
+    epilog=(
+        "Exit codes: 0 done (a service stopped by SIGTERM or Ctrl-C included), 1 an error, "
+        "2 bad usage or settings, 130 interrupted before it could stop cleanly."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -124,8 +135,15 @@ def _logging() -> None:
 
 
 def _run(coro: Any) -> None:
+    """Run a service to its end; a stop signal it handled is a normal end (exit code 0).
+
+    An interrupt before the service installed its own stop handlers cancels it (its
+    ``finally`` blocks still stop what it started) and exits 130, as Ctrl-C does.
+    """
     try:
         asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED) from None
     except (ValueError, RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -255,7 +273,7 @@ def demo(api: ApiUrl = None) -> None:
     try:
         ok = asyncio.run(demo_module.demo(settings, console, api))
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     raise typer.Exit(0 if ok else 1)
 
 
@@ -309,5 +327,71 @@ def batch_status(
     )
 
 
+INTERRUPTED = 130
+"""The exit code of a command interrupted (SIGINT or SIGTERM) before it could stop cleanly."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before a service installed its stop handlers: do what SIGINT would do.
+
+    Inside ``asyncio.run`` that cancels the main task, so what was already started (the
+    embedded dev server, say) is stopped by its ``finally`` blocks instead of orphaned;
+    elsewhere it raises ``KeyboardInterrupt``. A running service replaces this handler.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _exit(code: int) -> NoReturn:
+    """Flush everything and leave with ``code``, skipping the interpreter's finalization.
+
+    Temporal's native (Rust core) threads can still call into Python while the
+    interpreter finalizes, which aborts the process (exit -6, ``Fatal Python error:
+    PyGILState_Release``; temporalio/sdk-python#300) after all the work was done and
+    shut down cleanly. So once the command has returned, run the atexit handlers, flush
+    the logs and the standard streams, and ``os._exit``: no finalization, no abort.
+    """
+    # A signal now would raise in the middle of the flush and lose the exit code.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+
+
 def main() -> None:
-    app()
+    """The console script: run the command, then exit with its own code, every time.
+
+    Exit codes: the command's own (``typer.Exit``, 0 for a service stopped by SIGTERM or
+    SIGINT), 2 for a usage error, 130 when interrupted before it could stop cleanly, 1 for
+    an unexpected error (its traceback printed).
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:
+        code = INTERRUPTED
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    _exit(code)

@@ -24,6 +24,14 @@ log = logging.getLogger("superscript")
 
 # Requests still in flight at shutdown get this long; POSTs wait 30 s for outcomes.
 API_GRACEFUL_SHUTDOWN_SECONDS = 35
+# How long the API keeps an idle keep-alive connection open. It must outlast the idle
+# expiry of every client's connection pool (httpx's default is 5 s, uvicorn's default
+# keep-alive is 5 s too): a server that closes an idle connection just as a client sends
+# its next request on it closes a socket with unread data, which resets it, and the
+# client gets a ReadError for a request the server never read (seen in
+# test_concurrent_duplicate_orders_survive_killed_workers on a loaded machine). 75 s is
+# past httpx's 5 s and a load balancer's usual 60 s, so the client always closes first.
+API_KEEP_ALIVE_SECONDS = 75
 CONNECT_RETRY_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 120.0
 
@@ -57,6 +65,7 @@ async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
         port=settings.port,
         log_level="info",
         timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
         access_log=False,
     )
     server = _Server(config)
@@ -123,11 +132,12 @@ async def dev_server_until_stopped(
     ports checked). It has no ledger, so it neither records nor checks one; the worker
     and API started against it do (see ``datadir.check_ledger``)."""
     server = DevServer(settings, lock)
-    await server.start()
-    announce(server)
+    # Before the start: a signal while the server starts is a clean stop once it is up.
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
     try:
-        stop = asyncio.Event()
-        install_stop_handlers(stop)
+        await server.start()
+        announce(server)
         waiting = asyncio.create_task(stop.wait())
         exited = asyncio.create_task(_wait_process(server))
         await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -178,9 +188,10 @@ async def up(
     settings.check_exposure()
     await check_ledger(settings)
     server = DevServer(settings, lock) if settings.temporal_embedded else None
-    if server is not None:
-        await server.start()
     try:
+        # Inside the try: a stop while the server starts still stops what was started.
+        if server is not None:
+            await server.start()
         announce(server)
         await run_until_stopped(
             lambda stop: serve_api(settings, stop), lambda stop: serve_worker(settings, stop)

@@ -11,6 +11,11 @@ Why it is built this way:
   gigabytes costs 64 KiB per stream, and the end of a run is the exit of the script, not
   the end of its pipes: a grandchild that escaped the group and holds them open can't
   make a run hang (``asyncio.subprocess.Process.wait()`` waits for the pipes too).
+- Starting the script is shielded from cancellation: asyncio cancelled mid-start kills
+  only the script's own pid and then waits for its pipes to close, which a background
+  child of the script holds open for as long as it lives (a 300 s hang in the tests, a
+  worker that never lets go of its activity in production). We let the start finish,
+  kill the whole group, and only then let the cancellation through.
 """
 
 from __future__ import annotations
@@ -165,6 +170,54 @@ async def _terminate_group(pgid: int, proto: _RunProtocol, grace: float) -> None
         logger.error("script process %d not reaped %.0fs after SIGKILL", pgid, EXIT_WAIT_SECONDS)
 
 
+async def _start(
+    spec: ScriptSpec,
+    args: list[str],
+    proto: _RunProtocol,
+    *,
+    env: Mapping[str, str],
+    kill_grace: float,
+) -> asyncio.SubprocessTransport:
+    """Start the script in a process group of its own; a cancellation kills the group.
+
+    ``loop.subprocess_exec`` forks at once but connects the pipes over a few more loop
+    iterations; cancelled in between, it SIGKILLs the script's pid alone and then awaits
+    the pipes' end, which never comes while a child of the script holds them. So the
+    start runs in a task of its own that no cancellation reaches; once it is done, a
+    cancellation that arrived meanwhile kills and reaps the whole group, then propagates.
+    """
+    loop = asyncio.get_running_loop()
+    starting = asyncio.ensure_future(
+        loop.subprocess_exec(
+            lambda: proto,
+            str(spec.path),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=spec.path.parent,
+            env=dict(env),
+            start_new_session=True,  # the script's pid is its process group id
+        )
+    )
+    cancelled: asyncio.CancelledError | None = None
+    while not starting.done():
+        try:
+            await asyncio.wait({starting})
+        except asyncio.CancelledError as exc:
+            cancelled = exc  # the start is not cancelled; we still owe the caller this
+    if cancelled is None:
+        transport, _ = starting.result()
+        return transport
+    if starting.exception() is None:
+        transport, _ = starting.result()
+        try:
+            await _terminate_group(transport.get_pid(), proto, kill_grace)
+        finally:
+            transport.close()
+    raise cancelled
+
+
 async def run_script(
     spec: ScriptSpec,
     args: list[str],
@@ -195,16 +248,12 @@ async def run_script(
     loop = asyncio.get_running_loop()
     proto = _RunProtocol(loop)
     started = time.monotonic()
-    transport, _ = await loop.subprocess_exec(
-        lambda: proto,
-        str(spec.path),
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=spec.path.parent,
+    transport = await _start(
+        spec,
+        args,
+        proto,
         env=script_env(spec, order_id=order_id, attempt=attempt, extra_env=extra_env),
-        start_new_session=True,  # the script's pid is its process group id
+        kill_grace=kill_grace,
     )
     pgid = transport.get_pid()
     timed_out = False
