@@ -789,6 +789,36 @@ async def test_a_batch_follows_a_pending_old_id_record_to_its_workflow(
     assert pay_lines(api.settings) == [f"pay {order_id}"]
 
 
+async def test_a_batch_runs_a_key_whose_old_id_another_key_holds(api: Api, client: Client) -> None:
+    """pay-x/{u}'s pending record names SCRIPT-WF-pay-x-{u}, which pay/x-{u} ran: the batch
+    runs pay-x/{u} under its own ID instead of waiting on the other key's run forever."""
+    runs = ScriptRuns(api.ledger.engine)
+    u = unique("o")
+    old_id = old_workflow_id("pay-x", u)
+    await (await start_old_run(client, api.settings, runs, "pay", f"x-{u}")).result()
+    await runs.claim("pay-x", u, [], old_id)  # as the old code did: its run never began
+    batch_id = unique("b")
+
+    response = await api.http.post(
+        "/batches",
+        json={
+            "batch_id": batch_id,
+            "kind": "script",
+            "script": "pay-x",
+            "items": [{"order_id": u}],
+        },
+    )
+    assert response.status_code == 202, response.text
+    await client.get_workflow_handle(f"BATCH-WF-{batch_id}").result()
+
+    status = (await api.http.get(f"/batches/{batch_id}")).json()
+    assert (status["status"], status["succeeded"], status["failed"]) == ("completed", 1, 0)
+    assert pay_lines(api.settings) == [f"pay x-{u}", f"pay-x {u}"]
+    run = (await api.http.get(f"{run_path('pay-x')}/{u}")).json()
+    assert (run["script"], run["order_id"], run["status"]) == ("pay-x", u, "succeeded")
+    assert run["workflow_id"] == script_workflow_id("pay-x", u)
+
+
 # The record --------------------------------------------------------------------------
 
 

@@ -16,15 +16,17 @@ from superscript.batches.models import (
     Counts,
     FetchRunInput,
     ItemDone,
+    PlannedRun,
     RecordItemsInput,
     ScriptPlan,
 )
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
-from superscript.scripts.client import not_recorded, recorded_run, script_handle
-from superscript.scripts.models import ScriptRunResult
+from superscript.scripts.client import not_recorded, recorded_run, script_handle, started_for
+from superscript.scripts.models import ScriptRunResult, script_workflow_id
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
+from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 
 # How often a waiting activity tells Temporal it is still alive.
 HEARTBEAT_SECONDS = 5.0
@@ -75,11 +77,30 @@ class BatchActivities:
 
     @activity.defn(name="plan_script_chunk")
     async def plan_script_chunk(self, input: ChunkInput) -> ScriptPlan:
-        return await heartbeating(
+        """Claim the chunk's keys; each child is to run under the ID its key's record names.
+
+        A record from before ``SCRIPT-WF-{name}/{order_id}`` may name an ambiguous older ID
+        that another key's run holds: such a key's run never began, so its child gets the
+        key's own ID instead (joining the other key's run would wait for it forever).
+        """
+        plan = await heartbeating(
             self.store.plan_script_chunk(
                 input.batch_id, input.start, input.end, self.registry, self.runs
             )
         )
+        runs = [await self._own_workflow(plan.script, run) for run in plan.runs]
+        return plan.model_copy(update={"runs": runs})
+
+    async def _own_workflow(self, script: str, run: PlannedRun) -> PlannedRun:
+        own = script_workflow_id(script, run.order_id)
+        if run.workflow_id is None or run.workflow_id == own:
+            return run
+        handle = self.client.get_workflow_handle_for(
+            SinglePaymentCollectionWorkflow.run, run.workflow_id
+        )
+        if await started_for(self.client, handle) == (script, run.order_id):
+            return run
+        return run.model_copy(update={"workflow_id": own})
 
     @activity.defn(name="record_batch_items")
     async def record_batch_items(self, input: RecordItemsInput) -> Counts:
