@@ -144,12 +144,12 @@ async def test_collect_payment_appends_one_line(
     assert (result.stderr, result.timed_out, result.killed_reason) == ("", False, None)
     assert result.duration_seconds >= 0.2
     log = (data_dir / "payments.log").read_text()
-    assert log == "collect-payment-ord-42 ord-42 1250 EUR attempt=2\n"
+    assert log == "collect-payment/ord-42 ord-42 1250 EUR attempt=2\n"
 
     # Not idempotent by itself: that is what the service is for.
     await run(spec, ["1250"], order_id="ord-42", extra_env=env)
     lines = (data_dir / "payments.log").read_text().splitlines()
-    assert lines[1] == "collect-payment-ord-42 ord-42 1250 USD attempt=1"
+    assert lines[1] == "collect-payment/ord-42 ord-42 1250 USD attempt=1"
 
 
 async def test_refund_payment_appends_to_refunds_log(
@@ -158,7 +158,7 @@ async def test_refund_payment_appends_to_refunds_log(
     result = await run(registry.get("refund-payment"), ["99"], order_id="r-1", extra_env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "refunded 99 USD for r-1\n"
-    assert (data_dir / "refunds.log").read_text() == "refund-payment-r-1 r-1 99 USD attempt=1\n"
+    assert (data_dir / "refunds.log").read_text() == "refund-payment/r-1 r-1 99 USD attempt=1\n"
     assert not (data_dir / "payments.log").exists()
 
 
