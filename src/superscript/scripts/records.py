@@ -129,10 +129,24 @@ class ScriptRuns:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    def _insert_if_absent(self, **values: Any) -> Any:
-        """``INSERT ... ON CONFLICT DO NOTHING`` in the engine's dialect."""
+    def _insert_if_absent(
+        self, script: str, order_id: str, args: Sequence[str], workflow_id: str
+    ) -> Any:
+        """The key's pending row, ``INSERT ... ON CONFLICT DO NOTHING`` in the engine's
+        dialect: every path that may be first to a key (claim, attempt, result) makes it."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(script_runs).values(**values).on_conflict_do_nothing()
+        return (
+            dialect.insert(script_runs)
+            .values(
+                script=script,
+                order_id=order_id,
+                args=encode_args(args),
+                args_hash=args_digest(args),
+                workflow_id=workflow_id,
+                status="pending",
+            )
+            .on_conflict_do_nothing()
+        )
 
     async def get(self, script: str, order_id: str) -> ScriptRunRecord | None:
         async with self.engine.connect() as conn:
@@ -148,16 +162,7 @@ class ScriptRuns:
         index, SQLite's single writer), so exactly one set of args ever wins.
         """
         async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                self._insert_if_absent(
-                    script=script,
-                    order_id=order_id,
-                    args=encode_args(args),
-                    args_hash=args_digest(args),
-                    workflow_id=workflow_id,
-                    status="pending",
-                )
-            )
+            await conn.execute(self._insert_if_absent(script, order_id, args, workflow_id))
             record = await _read(conn, script, order_id)
         assert record is not None, "a claimed row can't vanish: rows are never deleted"
         record.check_args(args)
@@ -187,16 +192,7 @@ class ScriptRuns:
         starts then either.
         """
         async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                self._insert_if_absent(
-                    script=script,
-                    order_id=order_id,
-                    args=encode_args(args),
-                    args_hash=args_digest(args),
-                    workflow_id=starter.workflow_id,
-                    status="pending",
-                )
-            )
+            await conn.execute(self._insert_if_absent(script, order_id, args, starter.workflow_id))
             record = await _read(conn, script, order_id, for_update=True)
             assert record is not None, "a claimed row can't vanish: rows are never deleted"
             record.check_args(args)
@@ -264,14 +260,7 @@ class ScriptRuns:
         """
         async with write_transaction(self.engine) as conn:
             await conn.execute(
-                self._insert_if_absent(
-                    script=result.script,
-                    order_id=result.order_id,
-                    args=encode_args(args),
-                    args_hash=args_digest(args),
-                    workflow_id=result.workflow_id,
-                    status="pending",
-                )
+                self._insert_if_absent(result.script, result.order_id, args, result.workflow_id)
             )
             await conn.execute(
                 update(script_runs)
