@@ -105,11 +105,14 @@ PAGE_LIMIT_MAX: Final = 1000
 PAGE_LIMIT_DEFAULT: Final = 100
 
 
+def is_batch_submission(method: str, path: str) -> bool:
+    """``POST /batches``: the one route with a large body, and the one that takes CSV."""
+    return method == "POST" and path.rstrip("/") == "/batches"
+
+
 def body_limit(method: str, path: str) -> int:
     """The largest body, in bytes, that a request to ``method path`` may carry."""
-    if method == "POST" and path.rstrip("/") == "/batches":
-        return BATCH_BODY_LIMIT
-    return DEFAULT_BODY_LIMIT
+    return BATCH_BODY_LIMIT if is_batch_submission(method, path) else DEFAULT_BODY_LIMIT
 
 
 # --- scripts -----------------------------------------------------------------------------------

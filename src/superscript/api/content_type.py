@@ -13,6 +13,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from superscript import contract
+
 JSON: Final = b"application/json"
 NO_BODY_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -35,8 +37,7 @@ def keeps_its_type(method: str, path: str, value: bytes | None) -> bool:
     return (
         value is not None
         and media_type(value) == b"text/csv"
-        and method == "POST"
-        and path.rstrip("/") == "/batches"
+        and contract.is_batch_submission(method, path)
     )
 
 
