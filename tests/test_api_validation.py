@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from superscript.api.schemas import ID_PATTERN, MAX_AMOUNT
+from superscript.db.metadata import metadata
 from superscript.ledger import Ledger, LedgerError, schema
 from superscript.settings import Settings
 from tests.conftest import Api, serve_app, unique
@@ -294,7 +295,7 @@ async def snapshot(ledger: Ledger) -> Snapshot:
     async with ledger.engine.connect() as conn:
         rows = {
             table.name: int(await conn.scalar(select(func.count()).select_from(table)) or 0)
-            for table in schema.metadata.sorted_tables
+            for table in metadata.sorted_tables
         }
         balances = await conn.scalar(select(func.coalesce(func.sum(schema.accounts.c.balance), 0)))
     return Snapshot(rows, int(balances or 0))

@@ -28,9 +28,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from superscript.db.engine import create_engine
+from superscript.db.migrate import migrate
 from superscript.devserver import sqlite_pragma_args, temporal_binary
 from superscript.ledger import Ledger
-from superscript.ledger.engine import create_engine, migrate
 from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry
 from superscript.scripts.activities import ATTEMPT_NOT_RECORDED, ScriptActivities
 from superscript.scripts.client import collection_input, start_script_workflow

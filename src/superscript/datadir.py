@@ -300,7 +300,7 @@ def _same_sqlite_file(url: str, path: Path) -> bool:
 
 
 async def _ledger_id_at(url: str) -> str | None:
-    from superscript.ledger.engine import read_ledger_id
+    from superscript.db.identity import read_ledger_id
 
     try:
         return await read_ledger_id(url)

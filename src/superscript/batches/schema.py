@@ -14,7 +14,7 @@ from sqlalchemy import (
     func,
 )
 
-from superscript.ledger.schema import ID, metadata
+from superscript.db.metadata import ID, metadata
 
 batches = Table(
     "batches",

@@ -1,4 +1,4 @@
-"""Table definitions; the migrations under ``migrations/`` create exactly these."""
+"""The ledger's tables: accounts, per-order outcomes, the journal (made by ``db/migrations``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
-    Integer,
-    MetaData,
     String,
     Table,
     func,
 )
 
-metadata = MetaData()
-
-ID = String(128)
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+from superscript.db.metadata import ID, SERIAL, metadata
 
 accounts = Table(
     "accounts",
@@ -58,15 +52,4 @@ entries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_entries_order_id", "order_id"),
     Index("ix_entries_account_id", "account_id"),
-)
-
-# One row (singleton = 1): the random UUID that names this ledger, created by migration
-# 0005. A data dir records it on first use and refuses a ledger with another one.
-ledger_identity = Table(
-    "ledger_identity",
-    metadata,
-    Column("singleton", Integer, primary_key=True, autoincrement=False),
-    Column("ledger_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("singleton = 1", name="ck_ledger_identity_one_row"),
 )

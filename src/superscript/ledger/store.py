@@ -9,9 +9,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from superscript.db.engine import create_engine, is_sqlite, write_transaction
+from superscript.db.identity import identity_of
+from superscript.db.migrate import migrate
 from superscript.ledger import schema
 from superscript.ledger.apply import apply_orders_in
-from superscript.ledger.engine import create_engine, is_sqlite, migrate, write_transaction
 from superscript.ledger.errors import (
     AccountExists,
     AccountNotFound,
@@ -44,12 +46,8 @@ class Ledger:
         return write_transaction(self.engine)
 
     async def ledger_id(self) -> str:
-        """This ledger's identity (migration 0005 creates it with the schema)."""
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(select(schema.ledger_identity.c.ledger_id))
-        if found is None:
-            raise RuntimeError("the ledger has no identity row; was its migration undone?")
-        return str(found)
+        """This ledger's identity, the one its data dir records."""
+        return await identity_of(self.engine)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -23,9 +23,9 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, sel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from superscript.ledger.engine import write_transaction
+from superscript.db.engine import write_transaction
+from superscript.db.metadata import ID, metadata
 from superscript.ledger.errors import IdempotencyKeyReused
-from superscript.ledger.schema import ID, metadata
 from superscript.scripts.models import NOT_RUN_AGAIN_REASON, ScriptRunResult
 
 RecordStatus = Literal["pending", "succeeded", "failed"]

@@ -1,4 +1,4 @@
-"""Engines for SQLite and PostgreSQL, and migrating them to the current schema."""
+"""Engines for SQLite and PostgreSQL, and the one way to open a write transaction on them."""
 
 from __future__ import annotations
 
@@ -11,15 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, event, inspect, select, text
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from superscript.ledger.schema import ledger_identity
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Seconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Openers racing to switch a new SQLite file to WAL: tries, about 5 s in all.
@@ -133,47 +128,3 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-def _upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to head; safe when several processes start at once."""
-    async with write_transaction(engine) as conn:
-        if not is_sqlite(engine):
-            # Serialise concurrent starters (API and workers) on one lock.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(7233001)"))
-        await conn.run_sync(_upgrade)
-
-
-def _no_sqlite_file(url: str) -> bool:
-    """A SQLite URL whose file does not exist (opening it would create it)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return False
-    database = parsed.database
-    return not database or database == ":memory:" or not Path(database).is_file()
-
-
-async def read_ledger_id(url: str) -> str | None:
-    """The identity of the ledger at ``url``, read without creating or migrating anything.
-
-    None for a database that holds no identity yet: a SQLite file that does not exist, a
-    database never migrated, or one migrated before 0005.
-    """
-    if _no_sqlite_file(url):
-        return None
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            if not await conn.run_sync(lambda sync: inspect(sync).has_table("ledger_identity")):
-                return None
-            found: str | None = await conn.scalar(select(ledger_identity.c.ledger_id))
-            return found
-    finally:
-        await engine.dispose()

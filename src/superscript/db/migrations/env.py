@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
-from superscript.ledger.schema import metadata
+import superscript.batches.schema
+import superscript.db.identity
+import superscript.ledger.schema
+import superscript.scripts.records  # noqa: F401
+from superscript.db.metadata import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through superscript.ledger.engine.migrate")
+    raise RuntimeError("run migrations through superscript.db.migrate.migrate")
 
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
 with context.begin_transaction():

@@ -1,0 +1,1 @@
+"""The database layer every package shares: engines, metadata, migrations, identity."""
