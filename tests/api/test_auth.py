@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from superscript.ledger import Ledger
 from superscript.settings import Settings
 from tests.conftest import Api, serve_app, unique
-from tests.test_api_validation import (
+from tests.api.test_validation import (
     account_exists,
     assert_problem,
     shared_app,

@@ -1,6 +1,6 @@
-"""A load generator for tests/test_load.py, run as a process of its own.
+"""A load generator for tests/system/test_load.py, run as a process of its own.
 
-    python tests/load_generator.py BASE_URL ORDERS.json CALLS_PER_ORDER RESULTS.json
+    python tests/system/load_generator.py BASE_URL ORDERS.json CALLS_PER_ORDER RESULTS.json
 
 ORDERS.json maps each order ID to its fee body (``{"account_id", "amount"}``). Every call
 (CALLS_PER_ORDER for each order, shuffled) waits at one gate, then all are released at once,

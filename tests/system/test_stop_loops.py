@@ -6,7 +6,7 @@ the interpreter's finalization and abort it (-6, temporalio/sdk-python#300), so 
 that had finished all its work still "crashed" one stop in a few.
 
 CI runs a short loop (``SUPERSCRIPT_STOP_LOOPS``, default 3 per command); run the long
-one with ``SUPERSCRIPT_STOP_LOOPS=50 pytest tests/test_stop_loops.py -s``: each test
+one with ``SUPERSCRIPT_STOP_LOOPS=50 pytest tests/system/test_stop_loops.py -s``: each test
 prints how many of its stops were clean before it asserts that all were.
 """
 
