@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -22,16 +24,42 @@ from superscript.devserver import sqlite_pragma_args, temporal_binary
 from superscript.ledger import Ledger
 from superscript.settings import Settings
 from superscript.worker import build_worker
+from tests.processes import Stack, wait_healthy
 
 PG_ADMIN_URL = os.environ.get(
     "SUPERSCRIPT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI") == "true"
+T = TypeVar("T")
 
 
 def unique(prefix: str) -> str:
     """An identifier no other test uses, so tests share one database safely."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def at_once(count: int, call: Callable[[int], Awaitable[T]]) -> list[T]:
+    """``call(0)`` to ``call(count - 1)`` released together by one barrier; their results.
+
+    Each call waits at the barrier before it starts, so the calls really race.
+    """
+    barrier = asyncio.Barrier(count)
+
+    async def released(index: int) -> T:
+        await barrier.wait()
+        return await call(index)
+
+    return await asyncio.gather(*(released(index) for index in range(count)))
+
+
+@asynccontextmanager
+async def open_ledger(url: str) -> AsyncIterator[Ledger]:
+    """A ledger on ``url``, closed afterwards (a test's own view of a stack's money)."""
+    opened = await Ledger.open(url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +131,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def ledger(db_url: str) -> AsyncIterator[Ledger]:
-    opened = await Ledger.open(db_url)
-    try:
+    async with open_ledger(db_url) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -153,6 +178,39 @@ async def api(
 ) -> AsyncIterator[Api]:
     async with serve_app(settings, ledger, client) as served:
         yield served
+
+
+class StartApiAndWorker(Protocol):
+    async def __call__(self, **extra_env: str) -> Stack: ...
+
+
+@pytest.fixture
+async def api_and_worker(
+    tmp_path: Path, temporal_address: str, settings: Settings
+) -> AsyncIterator[StartApiAndWorker]:
+    """Starts ``superscript worker`` and ``superscript api`` as processes on this test's
+    ledger and task queue (data dir and logs in ``tmp_path``); returns once the API is
+    healthy. The test stops the stack itself (``await stack.stop()``) to check the exit
+    codes; whatever still runs at teardown is killed."""
+    stacks: list[Stack] = []
+
+    async def start(**extra_env: str) -> Stack:
+        stack = Stack.configure(
+            tmp_path,
+            temporal_address=temporal_address,
+            database_url=settings.database_url,
+            data_dir=tmp_path,
+            task_queue=settings.task_queue,
+            **extra_env,
+        )
+        stacks.append(stack)
+        stack.start_worker()
+        await wait_healthy(stack.base_url, stack.start_api())
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.kill_all()
 
 
 @pytest.fixture

@@ -1,0 +1,49 @@
+"""``superscript`` commands in tests, beyond ``tests/processes.py``: the ports ``up``
+takes, a command run to its end, and whether a script runs under a process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import psutil
+
+from tests.processes import SUPERSCRIPT, Service, free_port
+
+
+def up_ports() -> dict[str, str]:
+    """Free ports for everything ``superscript up`` serves: API, Temporal gRPC and Web UI."""
+    return {
+        "SUPERSCRIPT_PORT": str(free_port()),
+        "SUPERSCRIPT_TEMPORAL_PORT": str(free_port()),
+        "SUPERSCRIPT_TEMPORAL_UI_PORT": str(free_port()),
+    }
+
+
+def api_url(env: Mapping[str, str]) -> str:
+    """The API's base URL on the port ``env`` gives it."""
+    return f"http://127.0.0.1:{env['SUPERSCRIPT_PORT']}"
+
+
+async def run_command(env: Mapping[str, str], *args: str, seconds: float = 120) -> tuple[int, str]:
+    """Run ``superscript ARGS`` as a process to its end: its exit code and its output."""
+    process = await asyncio.create_subprocess_exec(
+        str(SUPERSCRIPT),
+        *args,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), seconds)
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace")
+
+
+def runs_script(service: Service, script: str) -> bool:
+    """Whether ``script`` runs under ``service`` (at any depth) right now."""
+    try:
+        children = psutil.Process(service.process.pid).children(recursive=True)
+        return any(script in " ".join(child.cmdline()) for child in children)
+    except psutil.NoSuchProcess:
+        return False
