@@ -14,30 +14,19 @@ from temporalio.worker import Worker
 
 from superscript.ledger import Ledger
 from superscript.settings import Settings
+from tests.api.checks import account_exists, assert_problem, snapshot, workflow_exists
+from tests.api.conftest import shared_app
 from tests.conftest import Api, serve_app, unique
-from tests.api.test_validation import (
-    account_exists,
-    assert_problem,
-    shared_app,
-    shared_db_url,
-    snapshot,
-    workflow_exists,
-)
 
 TOKEN = "s3cret"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def guarded_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return shared_db_url(request, tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-async def guarded(guarded_db_url: str, temporal_env: WorkflowEnvironment) -> AsyncIterator[Api]:
+async def guarded(module_db_url: str, temporal_env: WorkflowEnvironment) -> AsyncIterator[Api]:
     """One guarded app per database for the refusals; none of them may reach Temporal."""
     token = SecretStr(TOKEN)
-    async with shared_app(guarded_db_url, temporal_env.client, api_token=token) as served:
+    async with shared_app(module_db_url, temporal_env.client, api_token=token) as served:
         yield served
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import httpx
 from temporalio.client import Client
 
 from superscript.ledger import Ledger
 from superscript.settings import Settings
-from tests.conftest import Api, serve_app, unique
-
-PROBLEM = "application/problem+json"
+from tests.api.checks import PROBLEM, assert_problem
+from tests.conftest import Api, at_once, serve_app, unique
 
 
 async def open_account(api: Api, balance: int) -> str:
@@ -34,15 +31,11 @@ async def test_naive_fee_charges_twice_for_one_order(api: Api) -> None:
     """The seed's TestNonIdempotency: the same order ID deducts twice."""
     account_id = await open_account(api, 1_000)
     order_id = unique("order")
-    barrier = asyncio.Barrier(2)
+    body = {"account_id": account_id, "amount": 100}
 
-    async def call() -> httpx.Response:
-        await barrier.wait()
-        return await api.http.post(
-            f"/naive/orders/{order_id}/fee", json={"account_id": account_id, "amount": 100}
-        )
-
-    responses = await asyncio.gather(call(), call())
+    responses = await at_once(
+        2, lambda _: api.http.post(f"/naive/orders/{order_id}/fee", json=body)
+    )
 
     assert [response.status_code for response in responses] == [200, 200]
     assert sorted(response.json()["balance"] for response in responses) == [800, 900]
@@ -53,15 +46,9 @@ async def test_naive_fee_charges_twice_for_one_order(api: Api) -> None:
 async def test_twenty_concurrent_duplicates_charge_once_with_one_body(api: Api) -> None:
     account_id = await open_account(api, 1_000)
     order_id = unique("order")
-    barrier = asyncio.Barrier(20)
+    body = {"account_id": account_id, "amount": 100}
 
-    async def call() -> httpx.Response:
-        await barrier.wait()
-        return await api.http.post(
-            f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 100}
-        )
-
-    responses = await asyncio.gather(*(call() for _ in range(20)))
+    responses = await at_once(20, lambda _: api.http.post(f"/orders/{order_id}/fee", json=body))
 
     assert {response.status_code for response in responses} == {200}
     bodies = [response.json() for response in responses]
@@ -99,9 +86,7 @@ async def test_reused_order_with_other_payload_is_refused(api: Api) -> None:
         {"account_id": other_account, "amount": 100},
     ):
         response = await api.http.post(f"/orders/{order_id}/fee", json=payload)
-        assert response.status_code == 422
-        assert response.headers["content-type"].startswith(PROBLEM)
-        assert response.json()["code"] == "idempotency_key_reused"
+        assert_problem(response, 422, "idempotency_key_reused")
 
     assert await balance_of(api, account_id) == 900
     assert await balance_of(api, other_account) == 1_000
