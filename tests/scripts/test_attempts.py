@@ -8,70 +8,29 @@ for real (terminate, delete the history on the dev server) and count the starts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import os
-import shutil
-import signal
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from superscript.db.engine import create_engine
-from superscript.db.migrate import migrate
 from superscript.devserver import sqlite_pragma_args, temporal_binary
 from superscript.ledger import Ledger
-from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry
-from superscript.scripts.activities import ATTEMPT_NOT_RECORDED, ScriptActivities
+from superscript.scripts import Registry
 from superscript.scripts.client import collection_input, start_script_workflow
-from superscript.scripts.models import (
-    NOT_RUN_AGAIN_REASON,
-    RunPaymentScriptInput,
-    ScriptOutcome,
-    script_workflow_id,
-)
+from superscript.scripts.models import NOT_RUN_AGAIN_REASON, script_workflow_id
 from superscript.scripts.records import AttemptClaim, AttemptStarter, ScriptRuns
-from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.settings import Settings
+from tests.api.checks import workflow_exists
+from tests.batches.submitting import finish, submit
 from tests.conftest import Api, unique
-
-# Appends one line per start; with the argument "hang" it then waits to be killed.
-GATED = """#!/usr/bin/env bash
-# superscript.description: Collects; with "hang" it then hangs until killed
-# superscript.timeout: 20
-set -euo pipefail
-printf 'attempt=%s\\n' "$SUPERSCRIPT_ATTEMPT" >>"$SUPERSCRIPT_DATA_DIR/starts-$SUPERSCRIPT_ORDER_ID"
-if [[ "${1:-}" == hang ]]; then
-  printf '%s\\n' "$$" >"$SUPERSCRIPT_DATA_DIR/pid-$SUPERSCRIPT_ORDER_ID.tmp"
-  mv -f "$SUPERSCRIPT_DATA_DIR/pid-$SUPERSCRIPT_ORDER_ID.tmp" \\
-    "$SUPERSCRIPT_DATA_DIR/pid-$SUPERSCRIPT_ORDER_ID"
-  sleep 300
-fi
-echo "collected for $SUPERSCRIPT_ORDER_ID"
-"""
-
-# Always fails, and may be tried three times.
-FAILING = """#!/usr/bin/env bash
-# superscript.description: Always declined (three attempts allowed)
-# superscript.timeout: 10
-# superscript.max_attempts: 3
-set -euo pipefail
-printf 'attempt=%s\\n' "$SUPERSCRIPT_ATTEMPT" >>"$SUPERSCRIPT_DATA_DIR/starts-$SUPERSCRIPT_ORDER_ID"
-echo "declined" >&2
-exit 4
-"""
-
+from tests.leftovers import read_pid, wait_gone
+from tests.processes import wait_until
+from tests.scripts.runs import post_run, starts
 
 # The dev server deletes a just-closed workflow only once its close is acknowledged by
 # the queues (about 30 s on an idle server); a test forgets several. This module's own
@@ -97,53 +56,6 @@ async def temporal_env(
         await env.shutdown()
 
 
-@pytest.fixture
-def scripts_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "scripts"
-    shutil.copytree(BUNDLED_SCRIPTS_DIR, path)
-    for name, body in (("gated-payment.sh", GATED), ("failing-payment.sh", FAILING)):
-        (path / name).write_text(body)
-        (path / name).chmod(0o755)
-    return path
-
-
-@pytest.fixture
-def settings(settings: Settings, scripts_dir: Path) -> Settings:
-    return settings.model_copy(update={"scripts_dir": scripts_dir})
-
-
-@pytest.fixture
-def leftover_pids() -> Iterator[list[int]]:
-    """PIDs a test saw; killed at the end if a failing test left them running."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def starts(settings: Settings, order_id: str) -> list[str]:
-    """One line per start of a script for ``order_id``: ``attempt=N``."""
-    path = settings.data_dir / f"starts-{order_id}"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-async def _until(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {seconds}s: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def forget(client: Client, workflow_id: str) -> None:
     """Terminate the workflow if it runs, and delete its history: Temporal forgets it,
     as when the namespace's retention has passed."""
@@ -156,22 +68,12 @@ async def forget(client: Client, workflow_id: str) -> None:
             workflow_execution=WorkflowExecution(workflow_id=workflow_id),
         )
     )
+
     # The server deletes asynchronously: wait until it no longer knows the workflow.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return
-            raise
-        if time.monotonic() > deadline:
-            pytest.fail(f"{workflow_id} not deleted within 30s")
-        await asyncio.sleep(0.05)
+    async def deleted() -> bool:
+        return not await workflow_exists(client, workflow_id)
 
-
-async def post_run(api: Api, name: str, order_id: str, args: list[str]) -> httpx.Response:
-    return await api.http.post(f"/scripts/{name}/runs", json={"order_id": order_id, "args": args})
+    await wait_until(deleted, f"{workflow_id} deleted", 30, interval=0.05)
 
 
 async def start_then_forget(
@@ -179,15 +81,13 @@ async def start_then_forget(
 ) -> None:
     """Ask for a hanging run; once the script has started, make Temporal forget it."""
     first = asyncio.create_task(post_run(api, "gated-payment", order_id, ["hang"]))
-    pid_file = api.settings.data_dir / f"pid-{order_id}"
-    await _until(pid_file.exists, "the script started")
-    pid = int(pid_file.read_text())
+    pid = await read_pid(api.settings.data_dir / f"pid-{order_id}", 30)  # the script started
     leftover_pids.append(pid)
     await forget(client, script_workflow_id("gated-payment", order_id))
     await first  # its workflow ended without a result: not a 200
     assert first.result().status_code != 200
     # The terminated workflow's activity learns of it at its next heartbeat and kills it.
-    await _until(lambda: _gone(pid), "the first attempt's script killed")
+    await wait_gone(pid, seconds=30)
     assert starts(api.settings, order_id) == ["attempt=1"]
 
 
@@ -273,90 +173,6 @@ async def test_attempts_left_after_deletion_continue_the_ledger_count(
     assert result.status == "failed" and result.exit_code == 4 and result.attempts == 3
 
 
-# (c) Concurrent claims ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("max_attempts", [1, 3])
-async def test_c_concurrent_claims_grant_each_attempt_once(
-    db_url: str, ledger: Ledger, max_attempts: int
-) -> None:
-    """Eight claimers on two engines (as two workers), started together."""
-    other = create_engine(db_url)
-    try:
-        stores = [ScriptRuns(ledger.engine), ScriptRuns(other)]
-        order_id = unique("order")
-        barrier = asyncio.Barrier(8)
-
-        async def claim(i: int) -> AttemptClaim:
-            await barrier.wait()
-            starter = AttemptStarter(workflow_id="SCRIPT-WF-test", run_id=f"run-{i}")
-            return await stores[i % 2].claim_attempt("s", order_id, ["a"], max_attempts, starter)
-
-        claims = await asyncio.gather(*(claim(i) for i in range(8)))
-    finally:
-        await other.dispose()
-
-    granted = sorted(claim.attempt for claim in claims if claim.attempt is not None)
-    assert granted == list(range(1, max_attempts + 1))
-    answered = [claim.result for claim in claims if claim.attempt is None]
-    assert len(answered) == 8 - max_attempts
-    assert sum(claim.refused for claim in claims) == 1
-    record = await stores[0].get("s", order_id)
-    assert record is not None and record.result is not None
-    assert all(result == record.result for result in answered)
-    assert record.result.status == "failed" and record.result.reason == NOT_RUN_AGAIN_REASON
-    assert record.result.attempts == max_attempts
-    rows = await stores[0].attempts("s", order_id)
-    assert [row["attempt"] for row in rows] == granted
-
-
-async def test_c_two_activities_of_one_key_at_once_start_the_script_once(
-    db_url: str, ledger: Ledger, settings: Settings
-) -> None:
-    """The real activity twice at once (two workers, two engines): one start."""
-    other = create_engine(db_url)
-    try:
-        workers = [
-            ScriptActivities.from_settings(ledger.engine, settings),
-            ScriptActivities.from_settings(other, settings),
-        ]
-        order_id = unique("order")
-        input = RunPaymentScriptInput(
-            script="gated-payment",
-            order_id=order_id,
-            args=["quick"],
-            max_attempts=1,
-            timeout_seconds=20,
-        )
-        barrier = asyncio.Barrier(2)
-
-        async def attempt(activities: ScriptActivities, i: int) -> ScriptOutcome:
-            env = ActivityEnvironment()
-            env.info = dataclasses.replace(
-                env.info,
-                workflow_id=script_workflow_id("gated-payment", order_id),
-                workflow_run_id=f"run-{i}",
-            )
-            await barrier.wait()
-            return await env.run(activities.run_payment_script, input)
-
-        outcomes = await asyncio.gather(*(attempt(w, i) for i, w in enumerate(workers)))
-    finally:
-        await other.dispose()
-
-    assert starts(settings, order_id) == ["attempt=1"]
-    record = await ScriptRuns(ledger.engine).get("gated-payment", order_id)
-    assert record is not None and record.result is not None
-    assert [
-        row["attempt"]
-        for row in await ScriptRuns(ledger.engine).attempts("gated-payment", order_id)
-    ] == [1]
-    # Whoever decided first, both answer what the ledger holds.
-    for outcome in outcomes:
-        assert outcome.status == record.result.status
-        assert outcome.reason == record.result.reason
-
-
 # (d) Batches -------------------------------------------------------------------------
 
 
@@ -368,19 +184,12 @@ async def test_d_batch_item_whose_attempts_were_used_fails_without_a_start(
     fresh = unique("order")
 
     batch_id = unique("batch")
-    response = await api.http.post(
-        "/batches",
-        json={
-            "batch_id": batch_id,
-            "kind": "script",
-            "script": "gated-payment",
-            "items": [{"order_id": used, "args": ["hang"]}, {"order_id": fresh, "args": []}],
-        },
+    items = [{"order_id": used, "args": ["hang"]}, {"order_id": fresh, "args": []}]
+    await submit(
+        api, {"batch_id": batch_id, "kind": "script", "script": "gated-payment", "items": items}
     )
-    assert response.status_code == 202, response.text
-    await client.get_workflow_handle(f"BATCH-WF-{batch_id}").result()
 
-    status = (await api.http.get(f"/batches/{batch_id}")).json()
+    status = await finish(api, client, batch_id)
     assert (status["succeeded"], status["failed"], status["pending"]) == (1, 1, 0)
     failed = (await api.http.get(f"/batches/{batch_id}/items?status=failed")).json()["items"]
     assert [item["order_id"] for item in failed] == [used]
@@ -390,57 +199,3 @@ async def test_d_batch_item_whose_attempts_were_used_fails_without_a_start(
     assert starts(api.settings, fresh) == ["attempt=1"]
     run = (await api.http.get(f"/scripts/gated-payment/runs/{used}")).json()
     assert run["status"] == "failed" and run["reason"] == NOT_RUN_AGAIN_REASON
-
-
-# A database fault before the claim ---------------------------------------------------
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_a_ledger_fault_before_the_claim_starts_nothing_and_is_tried_again(
-    client: Client, settings: Settings, tmp_path: Path
-) -> None:
-    """A real fault: the worker's ledger lacks its tables until it is migrated. Nothing
-    starts meanwhile; once the ledger works, the run happens, once, as attempt 1."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'not-yet-migrated.db'}")
-    try:
-        activities = ScriptActivities(
-            Registry(settings.scripts_dir), ScriptRuns(engine), settings.data_dir
-        )
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[SinglePaymentCollectionWorkflow],
-            activities=[activities.run_payment_script, activities.record_script_result],
-        )
-        async with worker:
-            order_id = unique("order")
-            spec = Registry(settings.scripts_dir).get("gated-payment")
-            handle = await start_script_workflow(
-                client, collection_input(spec, order_id, []), settings.task_queue
-            )
-
-            async def failure_types() -> list[str]:
-                events = (await handle.fetch_history()).events
-                return [
-                    e.activity_task_failed_event_attributes.failure.application_failure_info.type
-                    for e in events
-                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                ]
-
-            deadline = time.monotonic() + 30
-            while not (failed := await failure_types()):
-                if time.monotonic() > deadline:
-                    pytest.fail("the activity did not fail on the unmigrated ledger")
-                await asyncio.sleep(0.05)
-            assert failed[0] == ATTEMPT_NOT_RECORDED
-            assert starts(settings, order_id) == []
-
-            await migrate(engine)
-            result = await handle.result()
-
-        assert result.status == "succeeded" and result.attempts == 1
-        assert starts(settings, order_id) == ["attempt=1"]
-        record = await ScriptRuns(engine).get("gated-payment", order_id)
-        assert record is not None and record.result == result
-    finally:
-        await engine.dispose()

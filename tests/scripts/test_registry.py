@@ -14,18 +14,19 @@ from pydantic import ValidationError
 from superscript.scripts import BUNDLED_SCRIPTS_DIR, Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.registry import parse_header
 
-MakeScript = Callable[..., Path]
+MakeFile = Callable[..., Path]
 
 
 @pytest.fixture
 def scripts_dir(tmp_path: Path) -> Path:
+    """Empty here (not the script tests' usual dir): each test writes every file it needs."""
     path = tmp_path / "scripts"
     path.mkdir()
     return path
 
 
 @pytest.fixture
-def make_script(scripts_dir: Path) -> MakeScript:
+def make_file(scripts_dir: Path) -> MakeFile:
     """Write an executable (by default) file into the scripts dir."""
 
     def make(
@@ -74,33 +75,31 @@ def test_bundled_scripts_are_registered_with_their_settings() -> None:
 # --- names ----------------------------------------------------------------------------
 
 
-def test_name_is_file_name_without_last_extension(
-    scripts_dir: Path, make_script: MakeScript
-) -> None:
+def test_name_is_file_name_without_last_extension(scripts_dir: Path, make_file: MakeFile) -> None:
     for file_name in ["collect-payment.sh", "b.py", "plain", "d.tar.gz", "ns:job_1.sh", "v1.2"]:
-        make_script(file_name)
+        make_file(file_name)
     registry = Registry(scripts_dir)
     assert names(registry) == ["b", "collect-payment", "d.tar", "ns:job_1", "plain", "v1"]
     assert registry.get("d.tar").path == scripts_dir.resolve() / "d.tar.gz"
 
 
 def test_names_outside_the_identifier_alphabet_are_not_scripts(
-    scripts_dir: Path, make_script: MakeScript
+    scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    make_script("with space.sh")
-    make_script("ünïcode.sh")
-    make_script("semi;colon.sh")
-    make_script("x" * 129 + ".sh")
-    make_script("x" * 128 + ".sh")
+    make_file("with space.sh")
+    make_file("ünïcode.sh")
+    make_file("semi;colon.sh")
+    make_file("x" * 129 + ".sh")
+    make_file("x" * 128 + ".sh")
     assert names(Registry(scripts_dir)) == ["x" * 128]
 
 
 def test_two_files_with_one_name_first_sorted_file_name_wins(
-    scripts_dir: Path, make_script: MakeScript
+    scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    make_script("pay.sh", "# superscript.description: from sh\n")
-    make_script("pay.py", "# superscript.description: from py\n")
-    make_script("pay", "# superscript.description: bare\n")
+    make_file("pay.sh", "# superscript.description: from sh\n")
+    make_file("pay.py", "# superscript.description: from py\n")
+    make_file("pay", "# superscript.description: bare\n")
     registry = Registry(scripts_dir)
     assert names(registry) == ["pay"]
     assert registry.get("pay").description == "bare"
@@ -109,10 +108,10 @@ def test_two_files_with_one_name_first_sorted_file_name_wins(
 
 
 def test_a_non_executable_duplicate_does_not_hide_an_executable_one(
-    scripts_dir: Path, make_script: MakeScript
+    scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    make_script("pay.py", mode=0o644)
-    make_script("pay.sh")
+    make_file("pay.py", mode=0o644)
+    make_file("pay.sh")
     assert Registry(scripts_dir).get("pay").path.name == "pay.sh"
 
 
@@ -120,28 +119,28 @@ def test_a_non_executable_duplicate_does_not_hide_an_executable_one(
 
 
 def test_only_executable_regular_files_directly_inside(
-    tmp_path: Path, scripts_dir: Path, make_script: MakeScript
+    tmp_path: Path, scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    make_script("ok.sh")
-    make_script("not-executable.sh", mode=0o644)
-    make_script(".hidden.sh")
-    make_script(".env")
+    make_file("ok.sh")
+    make_file("not-executable.sh", mode=0o644)
+    make_file(".hidden.sh")
+    make_file(".env")
     sub = scripts_dir / "sub"
     sub.mkdir(mode=0o755)  # an "executable" directory is still not a script
-    make_script("nested.sh", directory=sub)
+    make_file("nested.sh", directory=sub)
     os.mkfifo(scripts_dir / "fifo.sh")
     os.chmod(scripts_dir / "fifo.sh", 0o755)
     assert names(Registry(scripts_dir)) == ["ok"]
 
 
 def test_symlinks_count_only_when_they_stay_inside(
-    tmp_path: Path, scripts_dir: Path, make_script: MakeScript
+    tmp_path: Path, scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    outside = make_script("outside.sh", directory=tmp_path)
-    make_script("real.sh")
+    outside = make_file("outside.sh", directory=tmp_path)
+    make_file("real.sh")
     sub = scripts_dir / "sub"
     sub.mkdir()
-    make_script("deep.sh", directory=sub)
+    make_file("deep.sh", directory=sub)
     (scripts_dir / "escape.sh").symlink_to(outside)
     (scripts_dir / "escape-relative.sh").symlink_to(Path("..") / "outside.sh")
     (scripts_dir / "alias.sh").symlink_to("real.sh")
@@ -156,8 +155,8 @@ def test_symlinks_count_only_when_they_stay_inside(
             registry.get(name)
 
 
-def test_scripts_dir_reached_through_a_symlink(tmp_path: Path, make_script: MakeScript) -> None:
-    make_script("real.sh")
+def test_scripts_dir_reached_through_a_symlink(tmp_path: Path, make_file: MakeFile) -> None:
+    make_file("real.sh")
     (tmp_path / "scripts-link").symlink_to(tmp_path / "scripts")
     (tmp_path / "scripts" / "alias.sh").symlink_to(tmp_path / "scripts-link" / "real.sh")
     assert names(Registry(tmp_path / "scripts-link")) == ["alias", "real"]
@@ -185,15 +184,15 @@ def test_scripts_dir_reached_through_a_symlink(tmp_path: Path, make_script: Make
     ],
 )
 def test_get_never_resolves_a_name_against_the_filesystem(
-    tmp_path: Path, scripts_dir: Path, make_script: MakeScript, name: str
+    tmp_path: Path, scripts_dir: Path, make_file: MakeFile, name: str
 ) -> None:
     # Bait that a path built from the name would find.
-    make_script("ok.sh")
-    make_script("outside", directory=tmp_path)
+    make_file("ok.sh")
+    make_file("outside", directory=tmp_path)
     (scripts_dir / "sub").mkdir()
-    make_script("nested", directory=scripts_dir / "sub")
+    make_file("nested", directory=scripts_dir / "sub")
     (scripts_dir / "a").mkdir()
-    make_script("b", directory=scripts_dir / "a")
+    make_file("b", directory=scripts_dir / "a")
     registry = Registry(scripts_dir)
     with pytest.raises(ScriptNotFound) as info:
         registry.get(name)
@@ -210,12 +209,12 @@ def test_missing_scripts_dir_has_no_scripts(tmp_path: Path) -> None:
         registry.get("collect-payment")
 
 
-def test_directory_is_rescanned_on_every_call(scripts_dir: Path, make_script: MakeScript) -> None:
+def test_directory_is_rescanned_on_every_call(scripts_dir: Path, make_file: MakeFile) -> None:
     registry = Registry(scripts_dir)
     assert registry.list() == []
-    path = make_script("late.sh", "# superscript.timeout: 5\n")
+    path = make_file("late.sh", "# superscript.timeout: 5\n")
     assert registry.get("late").timeout_seconds == 5.0
-    make_script("late.sh", "# superscript.timeout: 7.5\n# more text\n")
+    make_file("late.sh", "# superscript.timeout: 7.5\n# more text\n")
     assert registry.get("late").timeout_seconds == 7.5
     path.chmod(0o644)
     assert names(registry) == []
@@ -234,8 +233,8 @@ def test_spec_is_frozen() -> None:
 # --- header settings ------------------------------------------------------------------
 
 
-def test_header_settings_are_read(scripts_dir: Path, make_script: MakeScript) -> None:
-    make_script(
+def test_header_settings_are_read(scripts_dir: Path, make_file: MakeFile) -> None:
+    make_file(
         "pay.sh",
         "# superscript.description:   Collect one payment: the card on file  \n"
         "#superscript.timeout:2.5\n"
@@ -248,8 +247,8 @@ def test_header_settings_are_read(scripts_dir: Path, make_script: MakeScript) ->
     assert spec.max_attempts == 3
 
 
-def test_defaults_without_header(scripts_dir: Path, make_script: MakeScript) -> None:
-    make_script("bare.sh", "echo no header\n")
+def test_defaults_without_header(scripts_dir: Path, make_file: MakeFile) -> None:
+    make_file("bare.sh", "echo no header\n")
     spec = Registry(scripts_dir).get("bare")
     assert (spec.description, spec.timeout_seconds, spec.max_attempts) == ("", 60.0, 1)
 
@@ -298,31 +297,31 @@ def test_only_comment_lines_within_the_first_50_lines_count() -> None:
     assert parse_header("x=1 # superscript.timeout: 5\n")[1] == 60.0
 
 
-def test_only_the_first_64_kib_are_read(scripts_dir: Path, make_script: MakeScript) -> None:
-    make_script("big.sh", "#" + "x" * (64 * 1024) + "\n# superscript.timeout: 5\n")
+def test_only_the_first_64_kib_are_read(scripts_dir: Path, make_file: MakeFile) -> None:
+    make_file("big.sh", "#" + "x" * (64 * 1024) + "\n# superscript.timeout: 5\n")
     assert Registry(scripts_dir).get("big").timeout_seconds == 60.0
 
 
 def test_header_bytes_that_are_not_utf8_are_replaced(
-    scripts_dir: Path, make_script: MakeScript
+    scripts_dir: Path, make_file: MakeFile
 ) -> None:
-    make_script("latin.sh", b"#!/bin/sh\n# superscript.description: caf\xe9 \xff\nexit 0\n")
+    make_file("latin.sh", b"#!/bin/sh\n# superscript.description: caf\xe9 \xff\nexit 0\n")
     assert Registry(scripts_dir).get("latin").description == "caf\ufffd \ufffd"
 
 
 def test_unreadable_but_executable_script_gets_defaults(
-    scripts_dir: Path, make_script: MakeScript
+    scripts_dir: Path, make_file: MakeFile
 ) -> None:
     if os.geteuid() == 0:
         pytest.skip("root reads any file")
-    make_script("secret.sh", "# superscript.timeout: 5\n", mode=0o111)
+    make_file("secret.sh", "# superscript.timeout: 5\n", mode=0o111)
     assert Registry(scripts_dir).get("secret").timeout_seconds == 60.0
 
 
 def test_an_invalid_header_warns_once_not_on_every_scan(
-    scripts_dir: Path, make_script: MakeScript, caplog: pytest.LogCaptureFixture
+    scripts_dir: Path, make_file: MakeFile, caplog: pytest.LogCaptureFixture
 ) -> None:
-    make_script("typo.sh", "# superscript.max_attempts: lots\n")
+    make_file("typo.sh", "# superscript.max_attempts: lots\n")
     registry = Registry(scripts_dir)
     with caplog.at_level(logging.WARNING, logger="superscript.scripts.registry"):
         for _ in range(3):
