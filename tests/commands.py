@@ -1,14 +1,16 @@
 """``superscript`` commands in tests, beyond ``tests/processes.py``: the ports ``up``
-takes, a command run to its end, and whether a script runs under a process."""
+takes, a command started until it serves or run to its end, and whether a script runs
+under a process."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
 import psutil
 
-from tests.processes import SUPERSCRIPT, Service, free_port
+from tests.processes import SUPERSCRIPT, Service, free_port, kill_tree, start, wait_healthy
 
 
 def up_ports() -> dict[str, str]:
@@ -40,10 +42,28 @@ async def run_command(env: Mapping[str, str], *args: str, seconds: float = 120) 
     return process.returncode, out.decode(errors="replace")
 
 
-def runs_script(service: Service, script: str) -> bool:
-    """Whether ``script`` runs under ``service`` (at any depth) right now."""
+async def start_serving(
+    name: str, args: list[str], env: Mapping[str, str], log_dir: Path
+) -> Service:
+    """Start a command that serves the API (``up``, ``api``) and wait until it is healthy;
+    if it never is, it is killed with everything it started, and the wait's error raised."""
+    service = start(name, args, env, log_dir)
     try:
-        children = psutil.Process(service.process.pid).children(recursive=True)
-        return any(script in " ".join(child.cmdline()) for child in children)
-    except psutil.NoSuchProcess:
-        return False
+        await wait_healthy(api_url(env), service)
+    except BaseException:
+        kill_tree(service)
+        raise
+    return service
+
+
+def script_running(service: Service, script: str) -> Callable[[], Awaitable[bool]]:
+    """A check for ``wait_until``: whether ``script`` runs under ``service`` right now."""
+
+    async def check() -> bool:
+        try:
+            children = psutil.Process(service.process.pid).children(recursive=True)
+            return any(script in " ".join(child.cmdline()) for child in children)
+        except psutil.NoSuchProcess:
+            return False
+
+    return check

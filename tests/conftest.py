@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -118,6 +119,15 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+PG_PASSWORD = "s3cret-pw"
+
+
+def with_password(url: str) -> str:
+    """``url`` with the password ``PG_PASSWORD`` (PostgreSQL here trusts local users, so any
+    will do): for checking that no output, file or message shows a password."""
+    return make_url(url).set(password=PG_PASSWORD).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

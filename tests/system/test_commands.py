@@ -12,48 +12,29 @@ from temporalio.client import Client
 from superscript.fees.client import start_fee_workflow
 from superscript.ledger import FeeOrder, Ledger
 from superscript.settings import Settings
-from tests.conftest import unique
-from tests.processes import free_port, service_env, start, wait_for_file, wait_healthy
+from tests.commands import api_url, start_serving, up_ports
+from tests.conftest import StartApiAndWorker, at_once, unique
+from tests.processes import Stack, service_env, wait_for_file
 
 
 async def test_api_and_worker_as_separate_processes(
-    tmp_path: Path, temporal_address: str, ledger: Ledger, settings: Settings
+    api_and_worker: StartApiAndWorker, ledger: Ledger
 ) -> None:
-    port = free_port()
-    env = service_env(
-        TEMPORAL_ADDRESS=temporal_address,
-        SUPERSCRIPT_DATABASE_URL=settings.database_url,
-        SUPERSCRIPT_DATA_DIR=str(tmp_path),
-        SUPERSCRIPT_TASK_QUEUE=settings.task_queue,
-        SUPERSCRIPT_PORT=str(port),
-    )
-    worker = start("worker", ["worker"], env, tmp_path)
-    api = start("api", ["api"], env, tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(base, api)
-        account_id, order_id = unique("acc"), unique("order")
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            created = await http.post("/accounts", json={"account_id": account_id, "balance": 500})
-            assert created.status_code == 201
-            barrier = asyncio.Barrier(20)
+    stack = await api_and_worker()
+    account_id, order_id = unique("acc"), unique("order")
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
+        created = await http.post("/accounts", json={"account_id": account_id, "balance": 500})
+        assert created.status_code == 201
+        fee = {"account_id": account_id, "amount": 125}
+        responses = await at_once(20, lambda _: http.post(f"/orders/{order_id}/fee", json=fee))
 
-            async def call() -> httpx.Response:
-                await barrier.wait()
-                return await http.post(
-                    f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 125}
-                )
-
-            responses = await asyncio.gather(*(call() for _ in range(20)))
-
-        assert {response.status_code for response in responses} == {200}
-        assert len({response.text for response in responses}) == 1
-        assert responses[0].json()["balance_after"] == 375
-        assert await ledger.charges_for(order_id) == 1
-        assert (await ledger.get_account(account_id)).balance == 375
-    finally:
-        codes = [await api.terminate(), await worker.terminate()]
-    assert codes == [0, 0], api.output() + worker.output()
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.text for response in responses}) == 1
+    assert responses[0].json()["balance_after"] == 375
+    assert await ledger.charges_for(order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 375
+    codes = await stack.stop()
+    assert list(codes.values()) == [0, 0], stack.logs()
 
 
 async def test_worker_killed_after_commit_charges_once(
@@ -61,39 +42,38 @@ async def test_worker_killed_after_commit_charges_once(
 ) -> None:
     """SIGKILL between the ledger commit and the completion report: the retry replays."""
     failpoints = tmp_path / "failpoints"
-    env = service_env(
-        TEMPORAL_ADDRESS=temporal_address,
-        SUPERSCRIPT_DATABASE_URL=settings.database_url,
-        SUPERSCRIPT_DATA_DIR=str(tmp_path),
-        SUPERSCRIPT_TASK_QUEUE=settings.task_queue,
+    stack = Stack.configure(
+        tmp_path,
+        temporal_address=temporal_address,
+        database_url=settings.database_url,
+        data_dir=tmp_path,
+        task_queue=settings.task_queue,
     )
     account_id = unique("acc")
     await ledger.create_account(account_id, 1_000)
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=400)
-
-    doomed = start(
-        "doomed-worker",
-        ["worker"],
-        {
-            **env,
-            "SUPERSCRIPT_FAILPOINTS": "fee-after-commit",
-            "SUPERSCRIPT_FAILPOINT_DIR": str(failpoints),
-        },
-        tmp_path,
-    )
-    handle = await start_fee_workflow(client, order, settings.task_queue)
-    await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
-    doomed.kill()
-
-    # The charge is committed, but Temporal never heard back about it.
-    assert await ledger.charges_for(order.order_id) == 1
-    assert (await ledger.get_account(account_id)).balance == 600
-
-    survivor = start("survivor-worker", ["worker"], env, tmp_path)
     try:
-        outcome = await asyncio.wait_for(handle.result(), 60)
+        doomed = stack.start_worker(
+            {
+                "SUPERSCRIPT_FAILPOINTS": "fee-after-commit",
+                "SUPERSCRIPT_FAILPOINT_DIR": str(failpoints),
+            }
+        )
+        handle = await start_fee_workflow(client, order, settings.task_queue)
+        await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
+        doomed.kill()
+
+        # The charge is committed, but Temporal never heard back about it.
+        assert await ledger.charges_for(order.order_id) == 1
+        assert (await ledger.get_account(account_id)).balance == 600
+
+        survivor = stack.start_worker()
+        try:
+            outcome = await asyncio.wait_for(handle.result(), 60)
+        finally:
+            assert await survivor.terminate() == 0
     finally:
-        assert await survivor.terminate() == 0
+        stack.kill_all()
     assert outcome.status == "charged"
     assert outcome.balance_after == 600
     assert await ledger.charges_for(order.order_id) == 1
@@ -103,38 +83,27 @@ async def test_worker_killed_after_commit_charges_once(
 
 async def test_up_runs_everything_persists_and_stops_cleanly(tmp_path: Path) -> None:
     """``superscript up`` on its embedded dev server, stopped and started again on its data."""
-    ports = {
-        "SUPERSCRIPT_PORT": str(free_port()),
-        "SUPERSCRIPT_TEMPORAL_PORT": str(free_port()),
-        "SUPERSCRIPT_TEMPORAL_UI_PORT": str(free_port()),
-    }
-    env = service_env(SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"), **ports)
-    base = f"http://127.0.0.1:{ports['SUPERSCRIPT_PORT']}"
+    env = service_env(SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"), **up_ports())
     account_id, order_id = unique("acc"), unique("order")
+    fee = {"account_id": account_id, "amount": 40}
 
-    first = start("up-1", ["up"], env, tmp_path)
+    first = await start_serving("up-1", ["up"], env, tmp_path)
     try:
-        await wait_healthy(base, first)
         children = psutil.Process(first.process.pid).children(recursive=True)
         assert any("temporal" in child.name() for child in children)
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=api_url(env), timeout=60) as http:
             await http.post("/accounts", json={"account_id": account_id, "balance": 90})
-            charged = await http.post(
-                f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 40}
-            )
+            charged = await http.post(f"/orders/{order_id}/fee", json=fee)
         assert charged.status_code == 200, charged.text
     finally:
         assert await first.terminate() == 0, first.output()
     assert "API docs" in first.output() and "Web UI" in first.output()
     assert not [child for child in children if child.is_running()]
 
-    second = start("up-2", ["up"], env, tmp_path)
+    second = await start_serving("up-2", ["up"], env, tmp_path)
     try:
-        await wait_healthy(base, second)
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            again = await http.post(
-                f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 40}
-            )
+        async with httpx.AsyncClient(base_url=api_url(env), timeout=60) as http:
+            again = await http.post(f"/orders/{order_id}/fee", json=fee)
             balance = (await http.get(f"/accounts/{account_id}")).json()["balance"]
     finally:
         assert await second.terminate() == 0, second.output()

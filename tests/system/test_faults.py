@@ -12,69 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from superscript.ledger import Ledger
-from superscript.ledger.schema import entries
-from tests.conftest import unique
-from tests.processes import (
-    Service,
-    Stack,
-    free_port,
-    kill_tree,
-    start_dev_server,
-    wait_dev_server,
-    wait_until,
+from tests.conftest import open_ledger, unique
+from tests.processes import Stack, kill_tree, wait_until
+from tests.system.audits import (
+    ask_until_decided,
+    audit_fees,
+    batch_items,
+    check_fee_batch,
+    check_script_items,
+    fee_batch,
+    open_accounts,
+    payments_of,
+    submit,
+    wait_batch,
+)
+from tests.system.faults import (
+    Temporal,
+    api_of,
+    batch_progress,
+    http_client,
+    journal_entries,
+    kill_workers_during,
+    running_stack,
+    wait_polling,
 )
 
 SEED = 20_261_129
-BATCH_DEADLINE = 150.0
 COLLECT = "collect-payment"
-
-
-# --- the processes -------------------------------------------------------------------
-
-
-@dataclass
-class Temporal:
-    """``superscript dev-server`` on fixed ports and data dir, so it can be restarted."""
-
-    log_dir: Path
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    ui_port: int = field(default_factory=free_port)
-    service: Service | None = None
-    starts: int = 0
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def start(self) -> Service:
-        self.starts += 1
-        self.service = start_dev_server(
-            f"temporal-{self.starts}", self.data_dir, self.port, self.ui_port, self.log_dir
-        )
-        await wait_dev_server(self.service, self.port)
-        return self.service
-
-    async def stop(self) -> int:
-        assert self.service is not None
-        return await self.service.terminate(30)
 
 
 @pytest.fixture(scope="module")
@@ -98,27 +72,6 @@ async def tclient(temporal: Temporal) -> Client:
     return await Client.connect(temporal.address)
 
 
-@asynccontextmanager
-async def running_stack(
-    log_dir: Path, temporal: Temporal, database_url: str, workers: int = 2
-) -> AsyncIterator[Stack]:
-    stack = Stack.configure(
-        log_dir,
-        temporal_address=temporal.address,
-        database_url=database_url,
-        data_dir=log_dir / "data",
-        task_queue=unique("tq-faults"),
-    )
-    try:
-        stack.start_api()
-        for _ in range(workers):
-            stack.start_worker()
-        await stack.wait_ready()
-        yield stack
-    finally:
-        stack.kill_all()
-
-
 @pytest.fixture(scope="module")
 async def stack(root: Path, temporal: Temporal) -> AsyncIterator[Stack]:
     """The stack every test here shares: one API and two workers on a SQLite ledger."""
@@ -130,205 +83,8 @@ async def stack(root: Path, temporal: Temporal) -> AsyncIterator[Stack]:
 @pytest.fixture(scope="module")
 async def books(stack: Stack) -> AsyncIterator[Ledger]:
     """The shared stack's ledger, opened by the test itself to audit the money."""
-    opened = await Ledger.open(stack.env["SUPERSCRIPT_DATABASE_URL"])
-    try:
+    async with open_ledger(stack.env["SUPERSCRIPT_DATABASE_URL"]) as opened:
         yield opened
-    finally:
-        await opened.close()
-
-
-def api_of(stack: Stack) -> list[Service]:
-    assert stack.api is not None
-    return [stack.api]
-
-
-def http_client(stack: Stack, connections: int = 50) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=stack.base_url, timeout=90, limits=limits)
-
-
-# --- batches and the books ----------------------------------------------------------
-
-
-async def wait_batch(
-    http: httpx.AsyncClient, batch_id: str, *watched: Service, seconds: float = BATCH_DEADLINE
-) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-
-    async def completed() -> bool:
-        nonlocal last
-        answer = await http.get(f"/batches/{batch_id}")
-        assert answer.status_code == 200, answer.text
-        last = answer.json()
-        return bool(last["status"] == "completed")
-
-    try:
-        await wait_until(completed, f"batch {batch_id} completed", seconds, *watched, interval=0.3)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nlast status: {last}") from None
-    return last
-
-
-async def batch_items(http: httpx.AsyncClient, batch_id: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    after: int | None = None
-    while True:
-        params: dict[str, int] = {"limit": 1000}
-        if after is not None:
-            params["after"] = after
-        page = await http.get(f"/batches/{batch_id}/items", params=params)
-        assert page.status_code == 200, page.text
-        body = page.json()
-        items.extend(body["items"])
-        after = body["next_after"]
-        if after is None:
-            return items
-
-
-async def open_accounts(books: Ledger, balances: dict[str, int]) -> None:
-    for account_id, balance in balances.items():
-        await books.create_account(account_id, balance)
-
-
-async def audit_fees(
-    books: Ledger, openings: dict[str, int], charged: Iterable[tuple[str, str, int]]
-) -> None:
-    """Each charged order once in the journal, balances = opening - charged, totals kept.
-
-    ``charged`` holds (order_id, account_id, amount) of every order that was charged; any
-    other order of these accounts must have no journal entry at all (checked by caller).
-    """
-    spent: dict[str, int] = defaultdict(int)
-    for order_id, account_id, amount in charged:
-        assert await books.charges_for(order_id) == 1, order_id
-        spent[account_id] += amount
-    for account_id, opening in openings.items():
-        balance = (await books.get_account(account_id)).balance
-        assert balance == opening - spent[account_id], account_id
-    total = sum(openings.values())
-    assert await books.invariant(list(openings)) == (total, total)
-
-
-def payments_by_order(stack: Stack) -> Counter[str]:
-    """How many times collect-payment ran for each order (one log line per run)."""
-    log = Path(stack.env["SUPERSCRIPT_DATA_DIR"]) / "payments.log"
-    if not log.exists():
-        return Counter()
-    return Counter(line.split()[1] for line in log.read_text().splitlines() if line.strip())
-
-
-def check_script_items(items: list[dict[str, Any]], runs: Counter[str]) -> Counter[str]:
-    """No key ran twice; every item decided; a failure always says why; the reasons."""
-    reasons: Counter[str] = Counter()
-    for item in items:
-        order_id = item["order_id"]
-        assert runs[order_id] <= 1, f"{order_id} ran {runs[order_id]} times"
-        assert item["status"] in ("succeeded", "failed"), item
-        if item["status"] == "succeeded":
-            assert runs[order_id] == 1, f"{order_id} succeeded without running: {item}"
-            assert item["exit_code"] == 0, item
-        else:
-            # Cut short by a crash (or a lost completion): failed, and it says why.
-            assert item.get("detail"), f"failed without a reason: {item}"
-            reasons[item["detail"].split(" (")[0].split(";")[0]] += 1
-        if runs[order_id] == 0:
-            assert item["status"] == "failed", f"{order_id} never ran yet: {item}"
-    return reasons
-
-
-async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    answer = await http.post("/batches", json=body)
-    assert answer.status_code == 202, answer.text
-    batch_id: str = answer.json()["batch_id"]
-    return batch_id
-
-
-def fee_batch(
-    rng: random.Random, accounts: list[str], orders: int
-) -> tuple[str, list[dict[str, Any]]]:
-    items = [
-        {
-            "order_id": unique(f"fee{n}"),
-            "account_id": rng.choice(accounts),
-            "amount": rng.randint(1, 100),
-        }
-        for n in range(orders)
-    ]
-    return unique("batch-fee"), items
-
-
-async def check_fee_batch(
-    http: httpx.AsyncClient,
-    books: Ledger,
-    batch_id: str,
-    status: dict[str, Any],
-    openings: dict[str, int],
-) -> list[dict[str, Any]]:
-    """Counts add up, each order charged at most once, the books balance."""
-    items = await batch_items(http, batch_id)
-    assert len(items) == status["total"]
-    assert status["pending"] == 0 and status["replayed"] == 0, status
-    assert status["succeeded"] + status["failed"] == status["total"], status
-    by_status = Counter(item["status"] for item in items)
-    assert by_status == Counter({"succeeded": status["succeeded"], "failed": status["failed"]}), (
-        by_status
-    )
-    charged = [
-        (item["order_id"], item["account_id"], item["amount"])
-        for item in items
-        if item["status"] == "succeeded"
-    ]
-    await audit_fees(books, openings, charged)
-    balances = {account: (await books.get_account(account)).balance for account in openings}
-    for item in items:
-        if item["status"] == "failed":
-            assert item["outcome"] == "insufficient_funds", item
-            # Balances only fall, so a refused fee is still more than what is left.
-            assert item["amount"] > balances[item["account_id"]], item
-            assert await books.charges_for(item["order_id"]) == 0, item
-    return items
-
-
-# --- killing workers at random points -------------------------------------------------
-
-
-async def kill_workers_during(
-    stack: Stack,
-    rng: random.Random,
-    kills: int,
-    total: int,
-    progress: Callable[[], Awaitable[int]],
-    seconds: float = 120.0,
-) -> int:
-    """SIGKILL a worker (the two in turn) as progress passes each of ``kills`` seeded random
-    points of the first 70% of ``total``, starting a fresh worker in its place at once.
-
-    Points are placed by progress, not by time, so they fall inside the work however fast
-    the machine is; returns how many kills happened before the work was all done.
-    """
-    points = sorted(rng.sample(range(1, max(2, total * 7 // 10)), kills))
-    killed = 0
-    deadline = time.monotonic() + seconds
-    while points:
-        done = await progress()
-        if done >= total:
-            break
-        if done >= points[0]:
-            points.pop(0)
-            await asyncio.sleep(rng.uniform(0, 0.2))
-            stack.replace_worker(killed % 2)
-            killed += 1
-        assert time.monotonic() < deadline, f"no progress past {done} of {total}"
-        await asyncio.sleep(0.05)
-    return killed
-
-
-def batch_progress(http: httpx.AsyncClient, batch_id: str) -> Callable[[], Awaitable[int]]:
-    async def decided() -> int:
-        status = (await http.get(f"/batches/{batch_id}")).json()
-        return int(status["total"] - status["pending"])
-
-    return decided
 
 
 # --- (a) a fee batch while workers are killed ----------------------------------------
@@ -367,7 +123,7 @@ async def test_script_batch_survives_killed_workers(stack: Stack) -> None:
 
         async def scripts_run() -> int:
             # Each run appends one line before it pays: progress that moves run by run.
-            runs = payments_by_order(stack)
+            runs = payments_of(stack)
             return sum(runs[str(item["order_id"])] for item in items)
 
         kills = await kill_workers_during(stack, rng, 2, len(items), scripts_run)
@@ -377,7 +133,7 @@ async def test_script_batch_survives_killed_workers(stack: Stack) -> None:
         assert status["total"] == 200 and status["pending"] == 0, status
         assert status["succeeded"] + status["failed"] == 200, status
         assert len(decided) == 200
-        runs = payments_by_order(stack)
+        runs = payments_of(stack)
         assert set(runs) <= {item["order_id"] for item in items}
         reasons = check_script_items(decided, runs)
         # The run record says the same as the item, with the reason.
@@ -416,28 +172,13 @@ async def test_concurrent_duplicate_orders_survive_killed_workers(
                 await http.post(f"/orders/{order_id}/fee", json=orders[order_id])
             )
 
-        async def charged() -> int:
-            async with books.engine.connect() as conn:
-                count = await conn.scalar(
-                    select(func.count())
-                    .select_from(entries)
-                    .where(entries.c.account_id.in_(list(openings)))
-                )
-            return int(count or 0)
-
         calls = [asyncio.create_task(call(order_id)) for order_id in orders for _ in range(3)]
         go.set()
+        charged = journal_entries(books, list(openings))
         kills = await kill_workers_during(stack, rng, 2, len(orders), charged)
         await asyncio.gather(*calls)
         assert kills >= 1, "the orders were all charged before a worker could be killed"
-
-        # An answer still pending after the wait is asked again until it is decided.
-        deadline = time.monotonic() + 120
-        for order_id, got in answers.items():
-            while got[-1].status_code == 202:
-                assert time.monotonic() < deadline, f"{order_id} still pending"
-                await asyncio.sleep(0.5)
-                got.append(await http.post(f"/orders/{order_id}/fee", json=orders[order_id]))
+        await ask_until_decided(http, orders, answers)
 
     for order_id, got in answers.items():
         codes = [answer.status_code for answer in got]
@@ -454,17 +195,6 @@ async def test_concurrent_duplicate_orders_survive_killed_workers(
 
 
 # --- (d) Temporal stopped and started again mid-batch --------------------------------
-
-
-async def pollers(client: Client, task_queue: str, kind: TaskQueueType.ValueType) -> set[str]:
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace="default",
-            task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-            task_queue_type=kind,
-        )
-    )
-    return {poller.identity.split("@")[0] for poller in described.pollers}
 
 
 async def test_temporal_restart_mid_batch(
@@ -515,25 +245,14 @@ async def test_temporal_restart_mid_batch(
         script_status = await wait_batch(http, script_id, *watched)
 
         # Both workers polled again by themselves: the restarted server knows them.
-        pids = {str(worker.process.pid) for worker in workers}
-
-        async def both_polling() -> bool:
-            workflow_pollers = await pollers(
-                tclient, stack.env["SUPERSCRIPT_TASK_QUEUE"], TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-            )
-            activity_pollers = await pollers(
-                tclient, stack.env["SUPERSCRIPT_TASK_QUEUE"], TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
-            )
-            return pids <= workflow_pollers and pids <= activity_pollers
-
-        await wait_until(both_polling, "both workers polling the restarted server", 60, *workers)
+        await wait_polling(tclient, stack.env["SUPERSCRIPT_TASK_QUEUE"], workers)
         assert stack.workers == workers, "no worker was replaced"
 
         await check_fee_batch(http, books, fee_id, fee_status, openings)
         assert script_status["pending"] == 0, script_status
         decided = await batch_items(http, script_id)
         assert len(decided) == 100
-        check_script_items(decided, payments_by_order(stack))
+        check_script_items(decided, payments_of(stack))
 
 
 # --- (e) the API restarted ------------------------------------------------------------

@@ -16,16 +16,15 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import unique
+from tests.commands import api_url, script_running, start_serving, up_ports
+from tests.conftest import open_ledger, unique
 from tests.processes import (
     WORKER_READY,
     Service,
@@ -38,31 +37,16 @@ from tests.processes import (
     wait_healthy,
     wait_until,
 )
+from tests.script_files import slow_scripts
+from tests.system.conftest import NewStack
 
 LOOPS = int(os.environ.get("SUPERSCRIPT_STOP_LOOPS", "3"))
 FATAL = "Fatal Python error"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The slow script pays slowly enough to be caught running.
+SCRIPT_SECONDS = 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(300, LOOPS * 60))]
-
-# Pays slowly enough to be caught running (one line in payments.log per run).
-SLOW_COLLECT = """#!/usr/bin/env bash
-# superscript.description: Collect one payment slowly (test)
-# superscript.timeout: 30
-set -euo pipefail
-echo "$SUPERSCRIPT_IDEMPOTENCY_KEY" >>"$SUPERSCRIPT_DATA_DIR/payments.log"
-sleep 3
-echo "collected for $SUPERSCRIPT_ORDER_ID"
-"""
-
-
-def scripts_dir(root: Path) -> Path:
-    scripts = root / "scripts"
-    scripts.mkdir(parents=True, exist_ok=True)
-    script = scripts / "slow-collect.sh"
-    script.write_text(SLOW_COLLECT)
-    script.chmod(0o755)
-    return scripts
 
 
 @dataclass
@@ -91,19 +75,6 @@ async def stop(service: Service, sig: signal.Signals, grace: float = 60.0) -> in
     return await service.terminate(grace)
 
 
-def running_script(service: Service) -> Callable[[], Awaitable[bool]]:
-    """Whether the slow test script runs under ``service`` right now."""
-
-    async def check() -> bool:
-        try:
-            children = psutil.Process(service.process.pid).children(recursive=True)
-            return any("slow-collect" in " ".join(child.cmdline()) for child in children)
-        except psutil.NoSuchProcess:
-            return False
-
-    return check
-
-
 async def post_all(
     http: httpx.AsyncClient, account_id: str, fees: int, naive: int = 0
 ) -> list[asyncio.Task[httpx.Response]]:
@@ -127,122 +98,92 @@ async def settle(tasks: list[asyncio.Task[httpx.Response]]) -> list[str]:
 
 
 @pytest.fixture
-async def account(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """A SQLite ledger with one rich account: its URL and the account ID."""
-    from superscript.ledger import Ledger
-
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = await Ledger.open(url)
+async def account(sqlite_url: str) -> str:
+    """One rich account in the test's SQLite ledger."""
     account_id = unique("acc")
-    try:
+    async with open_ledger(sqlite_url) as ledger:
         await ledger.create_account(account_id, 10**12)
-    finally:
-        await ledger.close()
-    yield url, account_id
+    return account_id
 
 
-def stack_env(tmp_path: Path, temporal_address: str, url: str, port: int) -> dict[str, str]:
-    return service_env(
-        TEMPORAL_ADDRESS=temporal_address,
-        SUPERSCRIPT_DATABASE_URL=url,
-        SUPERSCRIPT_DATA_DIR=str(tmp_path),
-        SUPERSCRIPT_TASK_QUEUE=unique("tq-stops"),
-        SUPERSCRIPT_PORT=str(port),
-        SUPERSCRIPT_SCRIPTS_DIR=str(scripts_dir(tmp_path)),
-        SUPERSCRIPT_RESULT_WAIT_SECONDS="1",
-        SUPERSCRIPT_NAIVE_DELAY="0.5-3.0",
-    )
+def stop_loop_env(tmp_path: Path) -> dict[str, str]:
+    """What every stack here runs with: the slow script, and short waits for answers."""
+    return {
+        "SUPERSCRIPT_SCRIPTS_DIR": str(slow_scripts(tmp_path, SCRIPT_SECONDS)),
+        "SUPERSCRIPT_RESULT_WAIT_SECONDS": "1",
+    }
 
 
 async def test_worker_stops_cleanly_every_time(
-    tmp_path: Path, temporal_address: str, account: tuple[str, str]
+    tmp_path: Path, new_stack: NewStack, account: str
 ) -> None:
     """N workers in turn, each stopped while it runs fee orders and a slow script."""
-    url, account_id = account
-    port = free_port()
-    env = stack_env(tmp_path, temporal_address, url, port)
-    base = f"http://127.0.0.1:{port}"
-    api = start("api", ["api"], env, tmp_path)
+    stack = new_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
     tally = Tally("worker")
-    try:
-        await wait_healthy(base, api)
-        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-            for run in range(LOOPS):
-                sig = STOP_SIGNALS[run % 2]
-                worker = start(f"worker-{run}", ["worker"], env, tmp_path)
-                try:
-                    await wait_for_log(worker, WORKER_READY, 90)
-                    calls = await post_all(http, account_id, fees=20)
-                    await wait_until(running_script(worker), "a script running", 60, worker)
-                    tally.record(run, sig, worker, await stop(worker, sig))
-                finally:
-                    kill_tree(worker)
-                await settle(calls)
-    finally:
-        kill_tree(api)
+    await wait_healthy(stack.base_url, stack.start_api())
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as http:
+        for run in range(LOOPS):
+            sig = STOP_SIGNALS[run % 2]
+            worker = stack.start_worker()
+            try:
+                await wait_for_log(worker, WORKER_READY, 90)
+                calls = await post_all(http, account, fees=20)
+                running = script_running(worker, "slow-collect")
+                await wait_until(running, "a script running", 60, worker)
+                tally.record(run, sig, worker, await stop(worker, sig))
+            finally:
+                kill_tree(worker)
+            await settle(calls)
     tally.check()
 
 
 async def test_api_stops_cleanly_every_time(
-    tmp_path: Path, temporal_address: str, account: tuple[str, str]
+    tmp_path: Path, new_stack: NewStack, account: str
 ) -> None:
     """N APIs in turn, each stopped with fee, naive-fee and script requests in flight."""
-    url, account_id = account
-    env = stack_env(tmp_path, temporal_address, url, free_port())
-    worker = start("worker", ["worker"], env, tmp_path)
+    stack = new_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
+    worker = stack.start_worker()
     tally = Tally("api")
     cut: list[str] = []
-    try:
-        await wait_for_log(worker, WORKER_READY, 90)
-        for run in range(LOOPS):
-            sig = STOP_SIGNALS[run % 2]
-            port = free_port()
-            api = start(f"api-{run}", ["api"], {**env, "SUPERSCRIPT_PORT": str(port)}, tmp_path)
-            base = f"http://127.0.0.1:{port}"
-            try:
-                await wait_healthy(base, api)
-                async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-                    calls = await post_all(http, account_id, fees=10, naive=10)
-                    await wait_until(running_script(worker), "a script running", 60, worker, api)
-                    tally.record(run, sig, api, await stop(api, sig))
-                    cut += await settle(calls)
-            finally:
-                kill_tree(api)
-    finally:
-        kill_tree(worker)
+    await wait_for_log(worker, WORKER_READY, 90)
+    for run in range(LOOPS):
+        sig = STOP_SIGNALS[run % 2]
+        env = {**stack.env, "SUPERSCRIPT_PORT": str(free_port())}
+        api = start(f"api-{run}", ["api"], env, tmp_path)
+        try:
+            await wait_healthy(api_url(env), api)
+            async with httpx.AsyncClient(base_url=api_url(env), timeout=120) as http:
+                calls = await post_all(http, account, fees=10, naive=10)
+                running = script_running(worker, "slow-collect")
+                await wait_until(running, "a script running", 60, worker, api)
+                tally.record(run, sig, api, await stop(api, sig))
+                cut += await settle(calls)
+        finally:
+            kill_tree(api)
     tally.check()
     assert not cut, f"requests cut by a graceful stop: {cut[:5]}"
 
 
 async def test_up_stops_cleanly_every_time(tmp_path: Path) -> None:
     """N ``superscript up`` on one data dir, each stopped with fees and a script in flight."""
-    ports = {
-        "SUPERSCRIPT_PORT": str(free_port()),
-        "SUPERSCRIPT_TEMPORAL_PORT": str(free_port()),
-        "SUPERSCRIPT_TEMPORAL_UI_PORT": str(free_port()),
-    }
     env = service_env(
-        SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"),
-        SUPERSCRIPT_SCRIPTS_DIR=str(scripts_dir(tmp_path)),
-        SUPERSCRIPT_RESULT_WAIT_SECONDS="1",
-        **ports,
+        SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"), **stop_loop_env(tmp_path), **up_ports()
     )
-    base = f"http://127.0.0.1:{ports['SUPERSCRIPT_PORT']}"
     account_id = unique("acc")
     tally = Tally("up")
     for run in range(LOOPS):
         sig = STOP_SIGNALS[run % 2]
-        up = start(f"up-{run}", ["up"], env, tmp_path)
+        up = await start_serving(f"up-{run}", ["up"], env, tmp_path)
         try:
-            await wait_healthy(base, up)
-            async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+            async with httpx.AsyncClient(base_url=api_url(env), timeout=120) as http:
                 if run == 0:
                     created = await http.post(
                         "/accounts", json={"account_id": account_id, "balance": 10**12}
                     )
                     assert created.status_code == 201, created.text
                 calls = await post_all(http, account_id, fees=20)
-                await wait_until(running_script(up), "a script running", 60, up)
+                running = script_running(up, "slow-collect")
+                await wait_until(running, "a script running", 60, up)
                 tally.record(run, sig, up, await stop(up, sig, grace=90))
                 await settle(calls)
         finally:
@@ -267,12 +208,8 @@ async def connect_when_serving(server: Service, port: int) -> Client:
 
 async def test_dev_server_stops_cleanly_every_time(tmp_path: Path) -> None:
     """N ``superscript dev-server`` on one data dir, each stopped with a client connected."""
-    port, ui_port = free_port(), free_port()
-    env = service_env(
-        SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"),
-        SUPERSCRIPT_TEMPORAL_PORT=str(port),
-        SUPERSCRIPT_TEMPORAL_UI_PORT=str(ui_port),
-    )
+    env = service_env(SUPERSCRIPT_DATA_DIR=str(tmp_path / "data"), **up_ports())
+    port = int(env["SUPERSCRIPT_TEMPORAL_PORT"])
     tally = Tally("dev-server")
     for run in range(LOOPS):
         sig = STOP_SIGNALS[run % 2]
