@@ -1,13 +1,10 @@
-"""Settings: the contract's defaults, SUPERSCRIPT_* variables, flags on top, exposure."""
+"""Settings: the contract's defaults, SUPERSCRIPT_* variables, flags on top, exposure.
+
+The Temporal connection they lead to is in ``test_temporal_client``; ``superscript api``
+refusing what they refuse, in ``cli/test_api_command``."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +12,6 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from superscript.settings import BUNDLED_SCRIPTS_DIR, load_settings
-from superscript.temporal_client import connect_config
-
-SUPERSCRIPT = Path(sys.executable).parent / "superscript"
-
-
-@pytest.fixture
-def isolated(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No caller variable, no Temporal config file of the user, and a scratch working dir."""
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "no-such-temporal.toml"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_defaults_match_the_contract(isolated: Path) -> None:
@@ -268,159 +254,3 @@ def test_blank_token_does_not_unlock_an_exposed_host(
     monkeypatch.setenv("SUPERSCRIPT_API_TOKEN", "")
     with pytest.raises(ValueError, match="SUPERSCRIPT_API_TOKEN"):
         load_settings(host="0.0.0.0").check_exposure()
-
-
-# Temporal connection ----------------------------------------------------------------
-
-
-def test_embedded_temporal_without_temporal_address(isolated: Path) -> None:
-    settings = load_settings(temporal_port=7444)
-    assert settings.temporal_embedded
-    config = connect_config(settings)
-    assert config["target_host"] == "127.0.0.1:7444"
-    assert config["namespace"] == "default"
-
-
-def test_temporal_address_and_namespace_from_the_environment(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example.com:7233")
-    monkeypatch.setenv("TEMPORAL_NAMESPACE", "payments")
-    settings = load_settings(temporal_port=7444)
-    assert not settings.temporal_embedded
-    config = connect_config(settings)
-    assert config["target_host"] == "temporal.example.com:7233"
-    assert config["namespace"] == "payments"
-
-
-def test_empty_temporal_address_means_embedded(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TEMPORAL_ADDRESS", "")
-    settings = load_settings(temporal_port=7444)
-    assert settings.temporal_embedded
-    assert connect_config(settings)["target_host"] == "127.0.0.1:7444"
-
-
-def test_temporal_profile_file_is_honoured(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Temporal's config file is part of its environment configuration, as the contract says."""
-    config_file = isolated / "temporal.toml"
-    config_file.write_text('[profile.default]\naddress = "file-host:7233"\nnamespace = "file-ns"\n')
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(config_file))
-    settings = load_settings()
-    assert not settings.temporal_embedded
-    config = connect_config(settings)
-    assert config["target_host"] == "file-host:7233"
-    assert config["namespace"] == "file-ns"
-
-    monkeypatch.setenv("TEMPORAL_ADDRESS", "env-host:7233")
-    assert connect_config(load_settings())["target_host"] == "env-host:7233"
-
-
-# The real command ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SUPERSCRIPT_", "TEMPORAL_"))
-    }
-    env["TEMPORAL_CONFIG_FILE"] = str(tmp_path / "no-such-temporal.toml")
-    env["COLUMNS"] = "200"
-    env.update(extra)
-    return env
-
-
-def run_watching_port(
-    args: list[str], env: dict[str, str], port: int, timeout: float
-) -> tuple[subprocess.CompletedProcess[str], bool]:
-    """Run the command until it exits, noting whether anything ever accepted on ``port``."""
-    accepted = False
-    with subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
-                    accepted = True
-            except OSError:
-                time.sleep(0.02)
-        if proc.poll() is None:
-            proc.kill()
-        stdout, stderr = proc.communicate(timeout=10)
-        return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), accepted
-
-
-@pytest.mark.parametrize("how", ["flag", "environment"])
-def test_cli_refuses_an_exposed_host_without_token(tmp_path: Path, how: str) -> None:
-    port = free_port()
-    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path / "data")]
-    env = child_env(tmp_path)
-    if how == "flag":
-        args += ["--host", "0.0.0.0"]
-    else:
-        env["SUPERSCRIPT_HOST"] = "0.0.0.0"
-    started = time.monotonic()
-
-    result, accepted = run_watching_port(args, env, port, timeout=30)
-
-    assert result.returncode not in (0, None), result
-    assert time.monotonic() - started < 30
-    assert "SUPERSCRIPT_API_TOKEN" in result.stdout + result.stderr
-    assert not accepted, "the port was bound although the command refused"
-    assert not (tmp_path / "data" / "ledger.db").exists()
-
-
-def test_cli_refuses_an_exposed_host_with_a_blank_token(tmp_path: Path) -> None:
-    port = free_port()
-    args = [str(SUPERSCRIPT), "api", "--host", "0.0.0.0", "--port", str(port)]
-    env = child_env(tmp_path, SUPERSCRIPT_API_TOKEN="  ", SUPERSCRIPT_DATA_DIR=str(tmp_path))
-    result, accepted = run_watching_port(args, env, port, timeout=30)
-    assert result.returncode not in (0, None), result
-    assert "SUPERSCRIPT_API_TOKEN" in result.stdout + result.stderr
-    assert not accepted
-
-
-def test_cli_refuses_a_bad_naive_delay(tmp_path: Path) -> None:
-    port = free_port()
-    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path)]
-    env = child_env(tmp_path, SUPERSCRIPT_NAIVE_DELAY="2-1")
-    result, accepted = run_watching_port(args, env, port, timeout=30)
-    assert result.returncode not in (0, None), result
-    assert "naive_delay" in result.stdout + result.stderr
-    assert not accepted
-
-
-def test_cli_serves_loopback_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """The counterpart of the refusals: the same watch does see a bound port."""
-    port = free_port()
-    args = [str(SUPERSCRIPT), "api", "--port", str(port), "--data-dir", str(tmp_path)]
-    with subprocess.Popen(
-        args, env=child_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        deadline = time.monotonic() + 30
-        bound = False
-        while not bound and proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.05):
-                    bound = True
-            except OSError:
-                time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            output, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-            pytest.fail(f"superscript api ignored SIGTERM:\n{output}")
-    assert bound, output
-    assert proc.returncode == 0, output

@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 
 from superscript.cli import app
 from superscript.demo import money, payment_lines, plural
-from superscript.settings import Settings
-from tests.processes import SUPERSCRIPT, free_port, service_env, start, wait_healthy
+from tests.cli.runner import invoke
+from tests.commands import api_url, run_command, up_ports
+from tests.conftest import StartApiAndWorker
+from tests.processes import service_env
 
 
 def test_small_helpers(tmp_path: Path) -> None:
@@ -27,39 +29,14 @@ def test_small_helpers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_demo_tells_the_four_stories(
-    tmp_path: Path, temporal_address: str, settings: Settings
+    tmp_path: Path, api_and_worker: StartApiAndWorker
 ) -> None:
-    port = free_port()
-    env = service_env(
-        TEMPORAL_ADDRESS=temporal_address,
-        SUPERSCRIPT_DATABASE_URL=settings.database_url,
-        SUPERSCRIPT_DATA_DIR=str(tmp_path),
-        SUPERSCRIPT_TASK_QUEUE=settings.task_queue,
-        SUPERSCRIPT_PORT=str(port),
-        SUPERSCRIPT_NAIVE_DELAY="0.2-0.5",
-        COLUMNS="200",
-    )
-    worker = start("worker", ["worker"], env, tmp_path)
-    api = start("api", ["api"], env, tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(base, api)
-        demo = await asyncio.create_subprocess_exec(
-            str(SUPERSCRIPT),
-            "demo",
-            "--api",
-            base,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        raw, _ = await asyncio.wait_for(demo.communicate(), 120)
-    finally:
-        codes = [await api.terminate(), await worker.terminate()]
-    out = raw.decode(errors="replace")
-    assert demo.returncode == 0, out
-    assert codes == [0, 0], api.output() + worker.output()
+    stack = await api_and_worker(SUPERSCRIPT_NAIVE_DELAY="0.2-0.5", COLUMNS="200")
+    base = stack.base_url
+    code, out = await run_command(stack.env, "demo", "--api", base)
+    codes = await stack.stop()
+    assert code == 0, out
+    assert list(codes.values()) == [0, 0], stack.logs()
 
     assert f"Using the running stack at {base}" in out
     for phrase in [
@@ -109,11 +86,9 @@ async def test_demo_fails_against_an_unhealthy_stack(clean_env: None) -> None:
     server = await asyncio.start_server(unhealthy, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        result = await asyncio.to_thread(
-            CliRunner().invoke, app, ["demo", "--api", f"http://127.0.0.1:{port}"]
-        )
-    assert result.exit_code == 1, result.output
-    assert "answers but is not healthy" in result.output and "temporal" in result.output
+        code, output = await invoke("demo", "--api", f"http://127.0.0.1:{port}")
+    assert code == 1, output
+    assert "answers but is not healthy" in output and "temporal" in output
 
 
 def test_demo_does_not_start_a_stack_for_another_machine(clean_env: None) -> None:
@@ -126,27 +101,12 @@ def test_demo_does_not_start_a_stack_for_another_machine(clean_env: None) -> Non
 @pytest.mark.slow
 async def test_demo_starts_and_stops_its_own_stack(tmp_path: Path) -> None:
     """Nothing at the API address: the demo runs ``superscript up`` itself, then stops it."""
-    port = free_port()
     env = service_env(
-        SUPERSCRIPT_PORT=str(port),
-        SUPERSCRIPT_TEMPORAL_PORT=str(free_port()),
-        SUPERSCRIPT_TEMPORAL_UI_PORT=str(free_port()),
-        SUPERSCRIPT_NAIVE_DELAY="0.2-0.5",
-        TMPDIR=str(tmp_path),
-        COLUMNS="200",
+        **up_ports(), SUPERSCRIPT_NAIVE_DELAY="0.2-0.5", TMPDIR=str(tmp_path), COLUMNS="200"
     )
-    demo = await asyncio.create_subprocess_exec(
-        str(SUPERSCRIPT),
-        "demo",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    raw, _ = await asyncio.wait_for(demo.communicate(), 240)
-    out = raw.decode(errors="replace")
-    assert demo.returncode == 0, out
-    assert f"Nothing answers at http://127.0.0.1:{port}: starting a stack of its own" in out
+    code, out = await run_command(env, "demo", seconds=240)
+    assert code == 0, out
+    assert f"Nothing answers at {api_url(env)}: starting a stack of its own" in out
     assert "All four demonstrations showed what they should" in out
     assert "Stopping the demo's own stack (SIGTERM)" in out
     (data_dir,) = tmp_path.glob("superscript-demo-*")
@@ -156,4 +116,4 @@ async def test_demo_starts_and_stops_its_own_stack(tmp_path: Path) -> None:
     # Stopped: nothing answers there any more.
     async with httpx.AsyncClient() as http:
         with pytest.raises(httpx.TransportError):
-            await http.get(f"http://127.0.0.1:{port}/healthz")
+            await http.get(f"{api_url(env)}/healthz")
