@@ -27,6 +27,7 @@ from superscript.scripts.models import (
 )
 from superscript.settings import Settings
 from tests.conftest import Api, unique
+from tests.script_files import write_script
 
 # Appends its name, order and key to payments.log: each line is one start of a script.
 RECORDING_SCRIPT = """#!/usr/bin/env bash
@@ -130,8 +131,7 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     for name in ("pay", "pay-x"):
-        (scripts / f"{name}.sh").write_text(RECORDING_SCRIPT)
-        (scripts / f"{name}.sh").chmod(0o755)
+        write_script(scripts, f"{name}.sh", RECORDING_SCRIPT)
     return settings.model_copy(update={"scripts_dir": scripts})
 
 

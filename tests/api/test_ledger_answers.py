@@ -18,31 +18,20 @@ from superscript.ledger import Ledger
 from superscript.scripts.records import ScriptRuns
 from superscript.settings import Settings
 from superscript.worker import build_worker
-from tests.conftest import serve_app, unique
-
-PROBLEM = "application/problem+json"
+from tests.api.checks import assert_problem
+from tests.conftest import open_ledger, serve_app, unique
+from tests.scripts.runs import payment_lines
 
 
 @pytest.fixture
 async def ledger_b(tmp_path: Path) -> AsyncIterator[Ledger]:
     """A fresh database that has never seen any order."""
-    opened = await Ledger.open(f"sqlite:///{tmp_path / 'ledger-b.db'}")
-    try:
+    async with open_ledger(f"sqlite:///{tmp_path / 'ledger-b.db'}") as opened:
         yield opened
-    finally:
-        await opened.close()
-
-
-def payment_lines(settings: Settings) -> list[str]:
-    log = settings.data_dir / "payments.log"
-    return log.read_text().splitlines() if log.exists() else []
 
 
 def assert_not_in_ledger(response: httpx.Response, workflow_id: str) -> dict[str, Any]:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["code"] == "workflow_result_not_in_ledger"
+    body = assert_problem(response, 503, "workflow_result_not_in_ledger")
     assert body["detail"].startswith(f"{workflow_id} returned ")
     assert "this ledger does not hold" in body["detail"]
     return body

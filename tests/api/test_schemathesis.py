@@ -37,7 +37,6 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from temporalio.testing import WorkflowEnvironment
 
 from superscript.api.limits import body_limit
-from superscript.ledger import Ledger
 from superscript.settings import Settings
 from superscript.worker import build_worker
 from tests.api.spec_cases import (
@@ -55,7 +54,7 @@ from tests.api.spec_cases import (
     send_case,
     strategy_for,
 )
-from tests.conftest import Api, serve_app, unique
+from tests.conftest import Api, open_ledger, serve_app, unique
 
 
 @dataclass
@@ -144,22 +143,19 @@ async def served(
         task_queue=unique("tq"),
         api_token=None,
     ).model_copy(update={"naive_delay": (0.0, 0.0), "result_wait_seconds": 2.0})
-    ledger = await Ledger.open(app_settings.database_url)
-    try:
-        async with (
-            build_worker(temporal_env.client, ledger, app_settings),
-            serve_app(app_settings, ledger, temporal_env.client) as api,
-        ):
-            served_spec = await api.http.get("/openapi.json")
-            assert served_spec.status_code == 200
-            assert served_spec.json() == SPEC
-            result = Served(api=api, known=await _seed(api))
-            yield result
-            total = sum(result.cases.values())
-            if set(result.cases) == set(OPERATIONS):
-                assert total >= MIN_TOTAL_CASES, result.cases
-    finally:
-        await ledger.close()
+    async with (
+        open_ledger(app_settings.database_url) as ledger,
+        build_worker(temporal_env.client, ledger, app_settings),
+        serve_app(app_settings, ledger, temporal_env.client) as api,
+    ):
+        served_spec = await api.http.get("/openapi.json")
+        assert served_spec.status_code == 200
+        assert served_spec.json() == SPEC
+        result = Served(api=api, known=await _seed(api))
+        yield result
+        total = sum(result.cases.values())
+        if set(result.cases) == set(OPERATIONS):
+            assert total >= MIN_TOTAL_CASES, result.cases
 
 
 @pytest.mark.parametrize("label", list(OPERATIONS))

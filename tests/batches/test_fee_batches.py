@@ -9,25 +9,12 @@ from temporalio.client import Client
 from superscript.batches.models import FeeItem
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider, FeeOrder
+from tests.batches.submitting import finish, submit
 from tests.conftest import Api, unique
 
 
-async def submit(api: Api, batch_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    response = await api.http.post(
-        "/batches", json={"batch_id": batch_id, "kind": "fee", "items": items}
-    )
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def finish(api: Api, client: Client, batch_id: str) -> dict[str, Any]:
-    """Wait for the batch workflow itself to end, then read the batch as users do."""
-    await client.get_workflow_handle(f"BATCH-WF-{batch_id}").result()
-    response = await api.http.get(f"/batches/{batch_id}")
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+async def submit_fees(api: Api, batch_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return await submit(api, {"batch_id": batch_id, "kind": "fee", "items": items})
 
 
 async def balance(api: Api, account_id: str) -> int:
@@ -55,7 +42,7 @@ async def test_mixed_batch_gives_exact_counts_and_balances(api: Api, client: Cli
         {"order_id": unique("order"), "account_id": poor, "amount": 5},
     ]
     batch_id = unique("batch")
-    accepted = await submit(api, batch_id, items)
+    accepted = await submit_fees(api, batch_id, items)
     assert accepted == {
         "batch_id": batch_id,
         "kind": "fee",
@@ -82,13 +69,13 @@ async def test_mixed_batch_gives_exact_counts_and_balances(api: Api, client: Cli
     assert await api.ledger.charges_for(already) == 1
 
     # The same batch again is the same batch: nothing new runs, nothing is charged.
-    again = await submit(api, batch_id, items)
+    again = await submit_fees(api, batch_id, items)
     assert again["batch_id"] == batch_id and again["total"] == 7
     assert await finish(api, client, batch_id) == status
 
     # The same orders in a new batch are all replays (or the same failures replayed).
     second_id = unique("batch")
-    await submit(api, second_id, items)
+    await submit_fees(api, second_id, items)
     second = await finish(api, client, second_id)
     assert (second["succeeded"], second["replayed"], second["failed"]) == (0, 7, 0)
     assert await balance(api, rich) == 10_000 - 130
@@ -107,7 +94,7 @@ async def test_reused_batch_id_with_other_items_is_refused(api: Api, client: Cli
     await api.ledger.create_account(account_id, 100)
     batch_id = unique("batch")
     items = [{"order_id": unique("order"), "account_id": account_id, "amount": 10}]
-    await submit(api, batch_id, items)
+    await submit_fees(api, batch_id, items)
     await finish(api, client, batch_id)
 
     other_order = unique("order")
@@ -126,7 +113,7 @@ async def test_items_page_through_in_order(api: Api, client: Client) -> None:
     await api.ledger.create_account(account_id, 1_000)
     batch_id = unique("batch")
     orders = [unique("order") for _ in range(25)]
-    await submit(
+    await submit_fees(
         api, batch_id, [{"order_id": o, "account_id": account_id, "amount": 1} for o in orders]
     )
     await finish(api, client, batch_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,14 @@ from temporalio.worker import Worker
 from superscript.ledger import Ledger
 from superscript.settings import Settings
 from superscript.worker import build_worker
+from tests.batches.submitting import finish, submit
 from tests.conftest import Api, serve_app, unique
+from tests.script_files import payments_by_order, write_script
 
 
-def payments(data_dir: Path) -> Counter[str]:
-    """How many times each order was collected, from the file the script appends to."""
-    log = data_dir / "payments.log"
-    if not log.exists():
-        return Counter()
-    return Counter(line.split()[1] for line in log.read_text().splitlines() if line.strip())
-
-
-async def submit(api: Api, batch_id: str, script: str, items: list[dict[str, Any]]) -> None:
-    response = await api.http.post(
-        "/batches", json={"batch_id": batch_id, "kind": "script", "script": script, "items": items}
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["total"] == len(items)
-
-
-async def finish(api: Api, client: Client, batch_id: str) -> dict[str, Any]:
-    await client.get_workflow_handle(f"BATCH-WF-{batch_id}").result()
-    response = await api.http.get(f"/batches/{batch_id}")
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
+async def submit_scripts(api: Api, batch_id: str, script: str, items: list[dict[str, Any]]) -> None:
+    body = {"batch_id": batch_id, "kind": "script", "script": script, "items": items}
+    assert (await submit(api, body))["total"] == len(items)
 
 
 async def test_batch_with_already_run_keys_and_repeats(api: Api, client: Client) -> None:
@@ -61,7 +43,7 @@ async def test_batch_with_already_run_keys_and_repeats(api: Api, client: Client)
         {"order_id": conflicting, "args": ["2", "EUR"]},
     ]
     batch_id = unique("batch")
-    await submit(api, batch_id, "collect-payment", items)
+    await submit_scripts(api, batch_id, "collect-payment", items)
     status = await finish(api, client, batch_id)
 
     assert status == {
@@ -74,17 +56,17 @@ async def test_batch_with_already_run_keys_and_repeats(api: Api, client: Client)
         "failed": 1,
         "pending": 0,
     }
-    collected = payments(data_dir)
+    collected = payments_by_order(data_dir)
     assert all(collected[order] == 1 for order in [*fresh, paid_before, conflicting])
 
     # Resubmitted, and the same keys in a new batch: nothing runs again.
-    await submit(api, batch_id, "collect-payment", items)
+    await submit_scripts(api, batch_id, "collect-payment", items)
     assert await finish(api, client, batch_id) == status
     second = unique("batch")
-    await submit(api, second, "collect-payment", items[:6])
+    await submit_scripts(api, second, "collect-payment", items[:6])
     again = await finish(api, client, second)
     assert (again["succeeded"], again["replayed"], again["failed"]) == (0, 6, 0)
-    assert payments(data_dir) == collected
+    assert payments_by_order(data_dir) == collected
 
     failed = (await api.http.get(f"/batches/{batch_id}/items?status=failed")).json()["items"]
     assert [item["order_id"] for item in failed] == [conflicting]
@@ -117,16 +99,16 @@ async def test_ten_thousand_items_stay_within_temporal_limits(
     """Far more children than one history could hold: continue-as-new keeps it bounded."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    noop = scripts / "noop.sh"
-    noop.write_text("#!/bin/sh\n# superscript.description: does nothing, quickly\nexit 0\n")
-    noop.chmod(0o755)
+    write_script(
+        scripts, "noop.sh", "#!/bin/sh\n# superscript.description: does nothing, quickly\nexit 0\n"
+    )
     quick = settings.model_copy(update={"scripts_dir": scripts})
     total = int(os.environ.get("SUPERSCRIPT_TEST_BIG_BATCH", "10000"))
     running: Worker = build_worker(client, ledger, quick)
     async with running, serve_app(quick, ledger, client) as api:
         batch_id = unique("big")
         items = [{"order_id": f"o-{index}", "args": []} for index in range(total)]
-        await submit(api, batch_id, "noop", items)
+        await submit_scripts(api, batch_id, "noop", items)
         status = await finish(api, client, batch_id)
 
     assert (status["succeeded"], status["pending"], status["status"]) == (total, 0, "completed")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,7 +17,7 @@ from superscript.fees.models import ApplyFeeInput
 from superscript.fees.workflows import FeeDeductionWorkflow
 from superscript.ledger import Decider, FeeOrder, FeeOutcome, Ledger
 from superscript.settings import Settings
-from tests.conftest import unique
+from tests.conftest import at_once, unique
 
 
 class CountingFeeActivities(FeeActivities):
@@ -48,6 +47,31 @@ async def counted(
         yield activities
 
 
+async def new_order(ledger: Ledger, amount: int, balance: int | None) -> FeeOrder:
+    """An order of ``amount`` on a new account holding ``balance`` (None: never opened)."""
+    account_id = unique("acc")
+    if balance is not None:
+        await ledger.create_account(account_id, balance)
+    return FeeOrder(order_id=unique("order"), account_id=account_id, amount=amount)
+
+
+async def completed_outcome(client: Client, order: FeeOrder, settings: Settings) -> FeeOutcome:
+    """Start the order's workflow and wait for its outcome; the run must be COMPLETED."""
+    handle = await start_fee_workflow(client, order, settings.task_queue)
+    outcome = await handle.result()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    return outcome
+
+
+async def apply_in_activity(ledger: Ledger, order: FeeOrder) -> FeeOutcome:
+    """The real activity, run once outside any worker (as a retry would run it)."""
+    environment = ActivityEnvironment()
+    outcome: FeeOutcome = await environment.run(
+        FeeActivities(ledger).apply_fee, ApplyFeeInput(order=order)
+    )
+    return outcome
+
+
 @pytest.mark.parametrize("callers", [5, 50])
 async def test_concurrent_starters_share_one_run_and_one_charge(
     callers: int,
@@ -56,17 +80,13 @@ async def test_concurrent_starters_share_one_run_and_one_charge(
     settings: Settings,
     counted: CountingFeeActivities,
 ) -> None:
-    account_id = unique("acc")
-    await ledger.create_account(account_id, 10_000)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=250)
-    barrier = asyncio.Barrier(callers)
+    order = await new_order(ledger, 250, 10_000)
 
-    async def caller() -> tuple[str | None, FeeOutcome]:
-        await barrier.wait()
+    async def caller(_: int) -> tuple[str | None, FeeOutcome]:
         handle = await start_fee_workflow(client, order, settings.task_queue)
         return handle.result_run_id, await handle.result()
 
-    results = await asyncio.gather(*(caller() for _ in range(callers)))
+    results = await at_once(callers, caller)
 
     run_ids = {run_id for run_id, _ in results}
     outcomes = {outcome for _, outcome in results}
@@ -77,15 +97,13 @@ async def test_concurrent_starters_share_one_run_and_one_charge(
     assert outcome.run_id in run_ids
     assert counted.executions == 1
     assert await ledger.charges_for(order.order_id) == 1
-    assert (await ledger.get_account(account_id)).balance == 9_750
+    assert (await ledger.get_account(order.account_id)).balance == 9_750
 
 
 async def test_start_after_completion_replays_the_closed_run(
     client: Client, ledger: Ledger, settings: Settings, counted: CountingFeeActivities
 ) -> None:
-    account_id = unique("acc")
-    await ledger.create_account(account_id, 100)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=40)
+    order = await new_order(ledger, 40, 100)
 
     first = await start_fee_workflow(client, order, settings.task_queue)
     first_outcome = await first.result()
@@ -94,7 +112,7 @@ async def test_start_after_completion_replays_the_closed_run(
     assert await again.result() == first_outcome
     assert again.result_run_id == first.result_run_id is not None
     assert counted.executions == 1
-    assert (await ledger.get_account(account_id)).balance == 60
+    assert (await ledger.get_account(order.account_id)).balance == 60
 
 
 def _faults(records: list[logging.LogRecord]) -> list[str]:
@@ -113,16 +131,11 @@ async def test_declined_fee_completes_with_its_outcome_and_logs_one_line(
 ) -> None:
     """A decline is the order's outcome, not a fault: COMPLETED, no traceback."""
     caplog.set_level(logging.INFO)
-    account_id = unique("acc")
-    if not ghost:
-        await ledger.create_account(account_id, 10)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=11)
+    order = await new_order(ledger, 11, None if ghost else 10)
     status = "account_not_found" if ghost else "insufficient_funds"
 
-    handle = await start_fee_workflow(client, order, settings.task_queue)
-    outcome = await handle.result()
+    outcome = await completed_outcome(client, order, settings)
 
-    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     recorded = await ledger.get_fee_outcome(order.order_id)
     assert recorded is not None and recorded == outcome and outcome.status == status
     assert counted.executions == 1
@@ -141,19 +154,13 @@ async def test_order_held_with_another_payload_completes_with_the_recorded_outco
 ) -> None:
     """The ledger already holds the order (from a batch): the workflow returns that."""
     caplog.set_level(logging.INFO)
-    account_id = unique("acc")
-    await ledger.create_account(account_id, 1_000)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
+    order = await new_order(ledger, 300, 1_000)
     earlier = await ledger.apply_fee(order, Decider(workflow_id="BATCH-WF-b-1"))
 
-    handle = await start_fee_workflow(
-        client, order.model_copy(update={"amount": 1}), settings.task_queue
-    )
-    outcome = await handle.result()
+    outcome = await completed_outcome(client, order.model_copy(update={"amount": 1}), settings)
 
-    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
     assert outcome == earlier.outcome and outcome.workflow_id == "BATCH-WF-b-1"
-    assert (await ledger.get_account(account_id)).balance == 700
+    assert (await ledger.get_account(order.account_id)).balance == 700
     assert await ledger.charges_for(order.order_id) == 1
     assert _faults(caplog.records) == []
     assert any("idempotency_key_reused" in r.getMessage() for r in caplog.records)
@@ -161,32 +168,22 @@ async def test_order_held_with_another_payload_completes_with_the_recorded_outco
 
 async def test_activity_applied_twice_charges_once(ledger: Ledger) -> None:
     """As after a crash between the ledger commit and the completion report."""
-    account_id = unique("acc")
-    await ledger.create_account(account_id, 1_000)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
-    activities = FeeActivities(ledger)
-    environment = ActivityEnvironment()
+    order = await new_order(ledger, 300, 1_000)
 
-    first = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
-    second = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+    first = await apply_in_activity(ledger, order)
+    second = await apply_in_activity(ledger, order)
 
     assert first == second
     assert first.balance_after == 700
     assert await ledger.charges_for(order.order_id) == 1
-    assert (await ledger.get_account(account_id)).balance == 700
+    assert (await ledger.get_account(order.account_id)).balance == 700
 
 
 async def test_activity_returns_the_recorded_outcome_for_a_reused_key(ledger: Ledger) -> None:
-    account_id = unique("acc")
-    await ledger.create_account(account_id, 1_000)
-    order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=300)
-    activities = FeeActivities(ledger)
-    environment = ActivityEnvironment()
-    first = await environment.run(activities.apply_fee, ApplyFeeInput(order=order))
+    order = await new_order(ledger, 300, 1_000)
+    first = await apply_in_activity(ledger, order)
 
-    again = await environment.run(
-        activities.apply_fee, ApplyFeeInput(order=order.model_copy(update={"amount": 1}))
-    )
+    again = await apply_in_activity(ledger, order.model_copy(update={"amount": 1}))
 
     assert again == first and not again.matches(order.model_copy(update={"amount": 1}))
-    assert (await ledger.get_account(account_id)).balance == 700
+    assert (await ledger.get_account(order.account_id)).balance == 700

@@ -19,10 +19,8 @@ import asyncio
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Literal
 
 from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
 
 from superscript.ledger import (
     Applied,
@@ -32,83 +30,41 @@ from superscript.ledger import (
     IdempotencyKeyReused,
     Ledger,
 )
+from tests.conftest import at_once
+from tests.ledger.scenarios import OrderSpec, Scenario, scenarios
 
 MAX_EXAMPLES = 60
-MAX_OPENING_BALANCE = 1_000
-MAX_AMOUNT = 400
 SCENARIO_TIMEOUT_SECONDS = 120
-
-
-@dataclass(frozen=True)
-class OrderSpec:
-    """An order by index: ``account`` == number of accounts means the missing account."""
-
-    order: int
-    account: int
-    amount: int
-
-
-@dataclass(frozen=True)
-class Operation:
-    kind: Literal["apply_fee", "apply_fees"]
-    orders: tuple[OrderSpec, ...]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    openings: tuple[int, ...]
-    operations: tuple[Operation, ...]
-
-
-OrderKind = Literal["new", "duplicate", "conflict"]
-# New orders and duplicates twice as likely as conflicts.
-ORDER_KINDS: tuple[OrderKind, ...] = ("new", "new", "duplicate", "duplicate", "conflict")
-
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    openings = tuple(
-        draw(
-            st.lists(st.integers(0, MAX_OPENING_BALANCE), min_size=1, max_size=3),
-            label="openings",
-        )
-    )
-    # Index len(openings) is an account that is never opened.
-    account_indices = st.integers(0, len(openings))
-    first_payload: dict[int, tuple[int, int]] = {}
-    operations: list[Operation] = []
-    for _ in range(draw(st.integers(2, 8), label="operations")):
-        single = draw(st.booleans())
-        size = 1 if single else draw(st.integers(1, 4))
-        orders: list[OrderSpec] = []
-        for _ in range(size):
-            kind: OrderKind = draw(st.sampled_from(ORDER_KINDS)) if first_payload else "new"
-            if kind == "new":
-                index = len(first_payload)
-                account, amount = draw(account_indices), draw(st.integers(1, MAX_AMOUNT))
-                first_payload[index] = (account, amount)
-            else:
-                index = draw(st.sampled_from(sorted(first_payload)))
-                account, amount = first_payload[index]
-                if kind == "conflict":
-                    if draw(st.booleans()):
-                        amount += draw(st.integers(1, 50))
-                    else:
-                        shift = draw(st.integers(1, len(openings)))
-                        account = (account + shift) % (len(openings) + 1)
-            orders.append(OrderSpec(order=index, account=account, amount=amount))
-        operations.append(Operation("apply_fee" if single else "apply_fees", tuple(orders)))
-    return Scenario(openings=openings, operations=tuple(operations))
 
 
 OpResult = list[Applied] | IdempotencyKeyReused
 
 
-async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> set[str]:
-    """Run every operation of ``scenario`` at once, then check everything it may not break.
+@dataclass
+class Ran:
+    """A scenario after its operations ran at once: the orders and deciders of each, what
+    each returned, and the outcome the ledger recorded for each order it decided."""
+
+    accounts: list[str]
+    ghost: str
+    operations: list[list[FeeOrder]]
+    deciders: list[Decider]
+    results: list[OpResult]
+    recorded: dict[str, FeeOutcome]
+
+    @property
+    def account_ids(self) -> list[str]:
+        return [*self.accounts, self.ghost]
+
+    @property
+    def order_ids(self) -> list[str]:
+        return sorted({order.order_id for orders in self.operations for order in orders})
+
+
+async def run_operations(ledger: Ledger, scenario: Scenario, log: list[str]) -> Ran:
+    """Open the scenario's accounts, release all its operations at once, read the outcomes.
 
     What each operation returned goes to ``log``, for Hypothesis to report on a failure.
-    Returns what happened: ``refused``, ``replayed`` and the statuses of decided orders.
     """
     prefix = f"prop-{uuid.uuid4().hex[:12]}"
     accounts = [f"{prefix}-a{index}" for index in range(len(scenario.openings))]
@@ -129,11 +85,9 @@ async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> se
         Decider(workflow_id=f"{prefix}-op{index}", run_id=f"run-{index}")
         for index in range(len(operations))
     ]
-    barrier = asyncio.Barrier(len(operations))
 
     async def run(index: int) -> OpResult:
         orders, decider = operations[index], deciders[index]
-        await barrier.wait()
         try:
             if scenario.operations[index].kind == "apply_fee":
                 return [await ledger.apply_fee(orders[0], decider)]
@@ -141,21 +95,23 @@ async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> se
         except IdempotencyKeyReused as exc:
             return exc
 
-    results = await asyncio.gather(*(run(index) for index in range(len(operations))))
+    results = await at_once(len(operations), run)
     for index, result in enumerate(results):
         log.append(f"operation {index} {scenario.operations[index].kind}: {result!r}")
-
-    order_ids = sorted({order.order_id for orders in operations for order in orders})
-    recorded: dict[str, FeeOutcome] = {}
-    for order_id in order_ids:
+    ran = Ran(accounts, ghost, operations, deciders, results, recorded={})
+    for order_id in ran.order_ids:
         outcome = await ledger.get_fee_outcome(order_id)
         if outcome is not None:
-            recorded[order_id] = outcome
+            ran.recorded[order_id] = outcome
+    return ran
 
-    # Each operation succeeded exactly when none of its orders conflicts with the decided
-    # outcome of its order id (or with another order of the same batch).
+
+def check_operations(ran: Ran) -> None:
+    """Each operation succeeded exactly when none of its orders conflicts with the decided
+    outcome of its order id (or with another order of the same batch)."""
+    recorded = ran.recorded
     returned: dict[str, list[FeeOutcome]] = defaultdict(list)
-    for orders, decider, result in zip(operations, deciders, results, strict=True):
+    for orders, decider, result in zip(ran.operations, ran.deciders, ran.results, strict=True):
         first_in_batch: dict[str, FeeOrder] = {}
         internal_conflict = False
         for order in orders:
@@ -191,11 +147,15 @@ async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> se
         assert all(outcome == recorded[order_id] for outcome in outcomes), order_id
     # Decided orders were decided by some operation of this scenario.
     assert {outcome.workflow_id for outcome in recorded.values()} <= {
-        decider.workflow_id for decider in deciders
+        decider.workflow_id for decider in ran.deciders
     }
 
+
+async def check_books(ledger: Ledger, scenario: Scenario, ran: Ran) -> None:
+    """Charges and balances agree with the recorded outcomes, and the totals are kept."""
+    recorded = ran.recorded
     # Each order is charged at most once: exactly when its outcome says charged.
-    for order_id in order_ids:
+    for order_id in ran.order_ids:
         charges = await ledger.charges_for(order_id)
         outcome = recorded.get(order_id)
         assert charges == (1 if outcome is not None and outcome.status == "charged" else 0), (
@@ -204,7 +164,9 @@ async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> se
 
     # Balances: opening minus the distinct charged orders; never negative; the chain of
     # balances each charge reports is the one a serial execution would give.
-    for index, (account_id, opening) in enumerate(zip(accounts, scenario.openings, strict=True)):
+    for index, (account_id, opening) in enumerate(
+        zip(ran.accounts, scenario.openings, strict=True)
+    ):
         mine = [outcome for outcome in recorded.values() if outcome.account_id == account_id]
         charged = [outcome for outcome in mine if outcome.status == "charged"]
         balance = (await ledger.get_account(account_id)).balance
@@ -219,20 +181,37 @@ async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> se
                 assert outcome.balance_seen in chain and outcome.balance_seen < outcome.amount
             assert outcome.status != "account_not_found"
     for outcome in recorded.values():
-        if outcome.account_id == ghost:
+        if outcome.account_id == ran.ghost:
             assert outcome.status == "account_not_found"
-    with_ghost = await ledger.invariant(account_ids)
+    with_ghost = await ledger.invariant(ran.account_ids)
     assert with_ghost[0] == with_ghost[1] == sum(scenario.openings)
-    assert await ledger.invariant(accounts) == with_ghost
+    assert await ledger.invariant(ran.accounts) == with_ghost
 
-    happened: set[str] = {outcome.status for outcome in recorded.values()}
-    if any(isinstance(result, IdempotencyKeyReused) for result in results):
+
+def what_happened(ran: Ran) -> set[str]:
+    """``refused``, ``replayed`` and the statuses of decided orders, as far as they happened."""
+    happened: set[str] = {outcome.status for outcome in ran.recorded.values()}
+    if any(isinstance(result, IdempotencyKeyReused) for result in ran.results):
         happened.add("refused")
     if any(
-        not applied.applied for result in results if isinstance(result, list) for applied in result
+        not applied.applied
+        for result in ran.results
+        if isinstance(result, list)
+        for applied in result
     ):
         happened.add("replayed")
     return happened
+
+
+async def run_scenario(ledger: Ledger, scenario: Scenario, log: list[str]) -> set[str]:
+    """Run every operation of ``scenario`` at once, then check everything it may not break.
+
+    Returns what happened: ``refused``, ``replayed`` and the statuses of decided orders.
+    """
+    ran = await run_operations(ledger, scenario, log)
+    check_operations(ran)
+    await check_books(ledger, scenario, ran)
+    return what_happened(ran)
 
 
 async def test_concurrent_fee_operations_keep_the_ledger_exact(ledger: Ledger) -> None:

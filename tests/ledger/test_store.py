@@ -17,7 +17,7 @@ from superscript.ledger import (
     InsufficientFunds,
     Ledger,
 )
-from tests.conftest import unique
+from tests.conftest import at_once, unique
 
 DECIDER = Decider(workflow_id="test", run_id="run-1")
 
@@ -97,13 +97,8 @@ async def test_concurrent_duplicates_charge_once(ledger: Ledger) -> None:
     account_id = unique("acc")
     await ledger.create_account(account_id, 10_000)
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=7)
-    barrier = asyncio.Barrier(50)
 
-    async def apply() -> Applied:
-        await barrier.wait()
-        return await ledger.apply_fee(order, DECIDER)
-
-    results = await asyncio.gather(*(apply() for _ in range(50)))
+    results: list[Applied] = await at_once(50, lambda _: ledger.apply_fee(order, DECIDER))
 
     assert sum(1 for result in results if result.applied) == 1
     assert len({result.outcome for result in results}) == 1
@@ -117,13 +112,8 @@ async def test_concurrent_orders_on_one_account_lose_no_update(ledger: Ledger) -
     orders = [
         FeeOrder(order_id=unique("order"), account_id=account_id, amount=3) for _ in range(60)
     ]
-    barrier = asyncio.Barrier(len(orders))
 
-    async def apply(order: FeeOrder) -> None:
-        await barrier.wait()
-        await ledger.apply_fee(order, DECIDER)
-
-    await asyncio.gather(*(apply(order) for order in orders))
+    await at_once(len(orders), lambda i: ledger.apply_fee(orders[i], DECIDER))
 
     assert (await ledger.get_account(account_id)).balance == 1_000 - 60 * 3
     assert await ledger.invariant([account_id]) == (1_000, 1_000)
@@ -135,13 +125,9 @@ async def test_concurrent_orders_never_overdraw(ledger: Ledger) -> None:
     orders = [
         FeeOrder(order_id=unique("order"), account_id=account_id, amount=30) for _ in range(10)
     ]
-    barrier = asyncio.Barrier(len(orders))
 
-    async def apply(order: FeeOrder) -> str:
-        await barrier.wait()
-        return (await ledger.apply_fee(order, DECIDER)).outcome.status
-
-    statuses = await asyncio.gather(*(apply(order) for order in orders))
+    results = await at_once(len(orders), lambda i: ledger.apply_fee(orders[i], DECIDER))
+    statuses = [result.outcome.status for result in results]
 
     assert statuses.count("charged") == 3
     assert statuses.count("insufficient_funds") == 7
