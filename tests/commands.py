@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
 
 from tests.processes import SUPERSCRIPT, Service, free_port, kill_tree, start, wait_healthy
@@ -54,6 +56,18 @@ async def start_serving(
         kill_tree(service)
         raise
     return service
+
+
+async def charge_a_new_account(
+    env: Mapping[str, str], order_id: str, fee: dict[str, Any]
+) -> httpx.Response:
+    """On the API ``env`` names: open ``fee``'s account with 90, then charge the order, which
+    must succeed (as the tests of a stack's data do before they restart it); its answer."""
+    async with httpx.AsyncClient(base_url=api_url(env), timeout=60) as http:
+        await http.post("/accounts", json={"account_id": fee["account_id"], "balance": 90})
+        charged = await http.post(f"/orders/{order_id}/fee", json=fee)
+    assert charged.status_code == 200, charged.text
+    return charged
 
 
 def script_running(service: Service, script: str) -> Callable[[], Awaitable[bool]]:

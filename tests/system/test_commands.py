@@ -12,9 +12,9 @@ from temporalio.client import Client
 from superscript.fees.client import start_fee_workflow
 from superscript.ledger import FeeOrder, Ledger
 from superscript.settings import Settings
-from tests.commands import api_url, start_serving, up_ports
-from tests.conftest import StartApiAndWorker, at_once, unique
-from tests.processes import Stack, service_env, wait_for_file
+from tests.commands import api_url, charge_a_new_account, start_serving, up_ports
+from tests.conftest import NewStack, StartApiAndWorker, at_once, unique
+from tests.processes import service_env, wait_for_file
 
 
 async def test_api_and_worker_as_separate_processes(
@@ -38,42 +38,30 @@ async def test_api_and_worker_as_separate_processes(
 
 
 async def test_worker_killed_after_commit_charges_once(
-    tmp_path: Path, temporal_address: str, client: Client, ledger: Ledger, settings: Settings
+    tmp_path: Path, new_stack: NewStack, client: Client, ledger: Ledger, settings: Settings
 ) -> None:
     """SIGKILL between the ledger commit and the completion report: the retry replays."""
     failpoints = tmp_path / "failpoints"
-    stack = Stack.configure(
-        tmp_path,
-        temporal_address=temporal_address,
-        database_url=settings.database_url,
-        data_dir=tmp_path,
-        task_queue=settings.task_queue,
-    )
+    stack = new_stack()
     account_id = unique("acc")
     await ledger.create_account(account_id, 1_000)
     order = FeeOrder(order_id=unique("order"), account_id=account_id, amount=400)
+    doomed = stack.start_worker(
+        {"SUPERSCRIPT_FAILPOINTS": "fee-after-commit", "SUPERSCRIPT_FAILPOINT_DIR": str(failpoints)}
+    )
+    handle = await start_fee_workflow(client, order, settings.task_queue)
+    await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
+    doomed.kill()
+
+    # The charge is committed, but Temporal never heard back about it.
+    assert await ledger.charges_for(order.order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 600
+
+    survivor = stack.start_worker()
     try:
-        doomed = stack.start_worker(
-            {
-                "SUPERSCRIPT_FAILPOINTS": "fee-after-commit",
-                "SUPERSCRIPT_FAILPOINT_DIR": str(failpoints),
-            }
-        )
-        handle = await start_fee_workflow(client, order, settings.task_queue)
-        await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
-        doomed.kill()
-
-        # The charge is committed, but Temporal never heard back about it.
-        assert await ledger.charges_for(order.order_id) == 1
-        assert (await ledger.get_account(account_id)).balance == 600
-
-        survivor = stack.start_worker()
-        try:
-            outcome = await asyncio.wait_for(handle.result(), 60)
-        finally:
-            assert await survivor.terminate() == 0
+        outcome = await asyncio.wait_for(handle.result(), 60)
     finally:
-        stack.kill_all()
+        assert await survivor.terminate() == 0
     assert outcome.status == "charged"
     assert outcome.balance_after == 600
     assert await ledger.charges_for(order.order_id) == 1
@@ -91,10 +79,7 @@ async def test_up_runs_everything_persists_and_stops_cleanly(tmp_path: Path) -> 
     try:
         children = psutil.Process(first.process.pid).children(recursive=True)
         assert any("temporal" in child.name() for child in children)
-        async with httpx.AsyncClient(base_url=api_url(env), timeout=60) as http:
-            await http.post("/accounts", json={"account_id": account_id, "balance": 90})
-            charged = await http.post(f"/orders/{order_id}/fee", json=fee)
-        assert charged.status_code == 200, charged.text
+        charged = await charge_a_new_account(env, order_id, fee)
     finally:
         assert await first.terminate() == 0, first.output()
     assert "API docs" in first.output() and "Web UI" in first.output()

@@ -18,7 +18,7 @@ import psutil
 
 from superscript import datadir
 from superscript.devserver import port_open
-from tests.commands import api_url, start_serving, up_ports
+from tests.commands import api_url, charge_a_new_account, start_serving, up_ports
 from tests.conftest import PG_PASSWORD, unique, with_password
 from tests.processes import (
     WORKER_READY,
@@ -190,10 +190,7 @@ async def test_issue_9_a_history_never_answers_for_another_ledger(
 
     first = await start_serving("up-sqlite", ["up"], env, tmp_path)
     try:
-        async with httpx.AsyncClient(base_url=api_url(env), timeout=60) as http:
-            await http.post("/accounts", json={"account_id": account_id, "balance": 90})
-            charged = await http.post(f"/orders/{order_id}/fee", json=fee)
-        assert charged.status_code == 200, charged.text
+        charged = await charge_a_new_account(env, order_id, fee)
     finally:
         assert await first.terminate() == 0, first.output()
 

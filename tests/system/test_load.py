@@ -10,10 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import open_ledger, unique
+from tests.conftest import NewStack, open_ledger, unique
 from tests.processes import Stack
 from tests.system.audits import audit_fees
-from tests.system.conftest import NewStack
 
 ORDERS = 100
 CALLS_PER_ORDER = 10
@@ -64,9 +63,9 @@ def check_results(results: list[dict[str, Any]], orders: dict[str, dict[str, Any
 
 
 async def test_thousand_concurrent_duplicate_calls(
-    tmp_path: Path, new_stack: NewStack, sqlite_url: str
+    tmp_path: Path, new_sqlite_stack: NewStack, sqlite_url: str
 ) -> None:
-    stack = new_stack()
+    stack = new_sqlite_stack()
     rng = random.Random(1_000)
     openings = {unique("acc"): 100_000 for _ in range(10)}
     orders: dict[str, dict[str, Any]] = {

@@ -17,11 +17,10 @@ import psutil
 from superscript import runtime
 from superscript.worker import GRACEFUL_SHUTDOWN
 from tests.commands import api_url, script_running, start_serving, up_ports
-from tests.conftest import open_ledger, unique
+from tests.conftest import NewStack, open_ledger, unique
 from tests.leftovers import gone
 from tests.processes import WORKER_READY, Service, kill_tree, service_env, wait_for_log, wait_until
 from tests.script_files import payments_by_order, slow_scripts
-from tests.system.conftest import NewStack
 
 # The slow script takes about a second: long enough to be caught running, short enough
 # for a batch of them.
@@ -62,11 +61,11 @@ async def submit_script_and_fee_batches(
 
 
 async def test_worker_sigterm_finishes_activities_in_flight(
-    tmp_path: Path, new_stack: NewStack, sqlite_url: str
+    tmp_path: Path, new_sqlite_stack: NewStack, sqlite_url: str
 ) -> None:
     """SIGTERM to a worker running scripts and fee chunks: it finishes them and exits in time;
     the other worker does the rest; no key runs twice, no order is charged twice."""
-    stack = new_stack(SUPERSCRIPT_SCRIPTS_DIR=str(slow_scripts(tmp_path, SCRIPT_SECONDS)))
+    stack = new_sqlite_stack(SUPERSCRIPT_SCRIPTS_DIR=str(slow_scripts(tmp_path, SCRIPT_SECONDS)))
     openings = {unique("acc"): 50_000 for _ in range(10)}
     accounts = list(openings)
     fee_items = [

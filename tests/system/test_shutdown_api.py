@@ -19,9 +19,8 @@ from superscript import runtime
 from superscript.fees.models import fee_workflow_id
 from superscript.settings import Settings
 from tests.api.checks import workflow_exists
-from tests.conftest import open_ledger, unique
+from tests.conftest import NewStack, open_ledger, unique
 from tests.processes import Service, free_port, wait_until
-from tests.system.conftest import NewStack
 
 
 async def wait_workflows_started(
@@ -77,11 +76,11 @@ async def api_in_process(
 
 
 async def test_api_sigterm_answers_requests_in_flight(
-    new_stack: NewStack, sqlite_url: str, client: Client
+    new_sqlite_stack: NewStack, sqlite_url: str, client: Client
 ) -> None:
     """20 fee POSTs wait for outcomes no worker can give yet; SIGTERM; each is answered."""
     result_wait = 4.0
-    stack = new_stack(SUPERSCRIPT_RESULT_WAIT_SECONDS=str(result_wait))
+    stack = new_sqlite_stack(SUPERSCRIPT_RESULT_WAIT_SECONDS=str(result_wait))
     account_id = unique("acc")
     orders = [unique("ord") for _ in range(20)]
     api = stack.start_api()
@@ -115,12 +114,23 @@ async def test_api_sigterm_answers_requests_in_flight(
     assert set(codes_at_stop.values()) == {0}, stack.logs()
 
 
+@pytest.fixture
+def in_process(
+    tmp_path: Path, sqlite_url: str, temporal_address: str, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings for ``api_in_process``: the test's SQLite ledger, the session's Temporal (as
+    the command would find it, in ``TEMPORAL_ADDRESS``), a free port."""
+    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_address)
+    return Settings(
+        data_dir=tmp_path,
+        database_url=sqlite_url,
+        task_queue=unique("tq-in-process"),
+        port=free_port(),
+    )
+
+
 async def test_api_requests_cut_at_the_grace_period_get_503(
-    tmp_path: Path,
-    sqlite_url: str,
-    temporal_address: str,
-    client: Client,
-    monkeypatch: pytest.MonkeyPatch,
+    in_process: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Requests still waiting when the grace period ends get a 503 problem, not a 500.
 
@@ -128,14 +138,7 @@ async def test_api_requests_cut_at_the_grace_period_get_503(
     event is what SIGTERM sets in ``superscript api``.
     """
     monkeypatch.setattr(runtime, "API_GRACEFUL_SHUTDOWN_SECONDS", 1)
-    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_address)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=sqlite_url,
-        task_queue=unique("tq-cut"),
-        port=free_port(),
-        result_wait_seconds=60,
-    )
+    settings = in_process.model_copy(update={"result_wait_seconds": 60})
     account_id = unique("acc")
     orders = [unique("ord") for _ in range(10)]
     async with open_ledger(settings.database_url) as ledger:
@@ -181,7 +184,7 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_api_keeps_an_idle_connection_past_a_client_pools_expiry(
-    tmp_path: Path, sqlite_url: str, temporal_address: str, monkeypatch: pytest.MonkeyPatch
+    in_process: Settings,
 ) -> None:
     """The server never closes an idle connection a client's pool may still pick.
 
@@ -192,13 +195,7 @@ async def test_api_keeps_an_idle_connection_past_a_client_pools_expiry(
     client_expiry = httpx.Limits().keepalive_expiry
     assert client_expiry is not None
     assert client_expiry < runtime.API_KEEP_ALIVE_SECONDS
-    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_address)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=sqlite_url,
-        task_queue=unique("tq-keepalive"),
-        port=free_port(),
-    )
+    settings = in_process
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     async with api_in_process(settings) as (_, serving):
 

@@ -24,7 +24,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.commands import api_url, script_running, start_serving, up_ports
-from tests.conftest import open_ledger, unique
+from tests.conftest import NewStack, open_ledger, unique
 from tests.processes import (
     WORKER_READY,
     Service,
@@ -38,7 +38,6 @@ from tests.processes import (
     wait_until,
 )
 from tests.script_files import slow_scripts
-from tests.system.conftest import NewStack
 
 LOOPS = int(os.environ.get("SUPERSCRIPT_STOP_LOOPS", "3"))
 FATAL = "Fatal Python error"
@@ -115,10 +114,10 @@ def stop_loop_env(tmp_path: Path) -> dict[str, str]:
 
 
 async def test_worker_stops_cleanly_every_time(
-    tmp_path: Path, new_stack: NewStack, account: str
+    tmp_path: Path, new_sqlite_stack: NewStack, account: str
 ) -> None:
     """N workers in turn, each stopped while it runs fee orders and a slow script."""
-    stack = new_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
+    stack = new_sqlite_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
     tally = Tally("worker")
     await wait_healthy(stack.base_url, stack.start_api())
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as http:
@@ -138,10 +137,10 @@ async def test_worker_stops_cleanly_every_time(
 
 
 async def test_api_stops_cleanly_every_time(
-    tmp_path: Path, new_stack: NewStack, account: str
+    tmp_path: Path, new_sqlite_stack: NewStack, account: str
 ) -> None:
     """N APIs in turn, each stopped with fee, naive-fee and script requests in flight."""
-    stack = new_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
+    stack = new_sqlite_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
     worker = stack.start_worker()
     tally = Tally("api")
     cut: list[str] = []
