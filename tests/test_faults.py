@@ -32,6 +32,7 @@ from superscript.ledger import Ledger
 from superscript.ledger.schema import entries
 from tests.conftest import unique
 from tests.processes import (
+    NotReady,
     Service,
     Stack,
     free_port,
@@ -164,7 +165,7 @@ async def wait_batch(
 
     try:
         await wait_until(completed, f"batch {batch_id} completed", seconds, *watched, interval=0.3)
-    except AssertionError as exc:
+    except NotReady as exc:
         raise AssertionError(f"{exc}\nlast status: {last}") from None
     return last
 
