@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from superscript.cli import app
 from superscript.cli.csv_file import parse_csv, repeats_note
@@ -18,6 +18,19 @@ from superscript.cli.csv_rows import CsvError
 from tests.processes import free_port
 
 FEE_HEADER = "order_id,account_id,amount\n"
+
+
+def submit(tmp_path: Path, content: str | bytes, *args: str) -> Result:
+    """``superscript batch submit`` of a file holding ``content``, to an API nobody
+    listens at (``cannot reach the API``, exit 1, once the file is found good)."""
+    csv_file = tmp_path / "batch.csv"
+    if isinstance(content, str):
+        csv_file.write_text(content)
+    else:
+        csv_file.write_bytes(content)
+    api = f"http://127.0.0.1:{free_port()}"
+    command = ["batch", "submit", str(csv_file), *args, "--api", api]
+    return CliRunner().invoke(app, command, env={"COLUMNS": "300"})
 
 
 @pytest.mark.parametrize(
@@ -55,12 +68,7 @@ def test_bad_rows_are_refused_with_their_line(
     reason: str,
 ) -> None:
     """Exit 2 and nothing sent: the API URL has nobody listening, which would be exit 1."""
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_text(content)
-    args = ["batch", "submit", str(csv_file), "--api", f"http://127.0.0.1:{free_port()}"]
-    if script is not None:
-        args += ["--script", script]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    result = submit(tmp_path, content, *(["--script", script] if script is not None else []))
 
     assert result.exit_code == 2, result.output
     where = f"line {line}: " if line is not None else ""
@@ -73,11 +81,8 @@ def test_bad_rows_are_refused_with_their_line(
 
 def test_a_fee_file_with_script_is_refused_by_its_header(tmp_path: Path, clean_env: None) -> None:
     """Not run as one failing script per row: exit 2, and nothing sent (nobody listens)."""
-    csv_file = tmp_path / "fees.csv"
-    csv_file.write_text(FEE_HEADER + "".join(f"o{n},a1,{n + 1}\n" for n in range(2000)))
-    api = f"http://127.0.0.1:{free_port()}"
-    args = ["batch", "submit", str(csv_file), "--script", "collect-payment", "--api", api]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    content = FEE_HEADER + "".join(f"o{n},a1,{n + 1}\n" for n in range(2000))
+    result = submit(tmp_path, content, "--script", "collect-payment")
     assert result.exit_code == 2, result.output
     assert "line 1: header 'order_id,account_id,amount' is a fee batch's header" in result.output
     assert "drop --script collect-payment" in result.output
@@ -86,13 +91,7 @@ def test_a_fee_file_with_script_is_refused_by_its_header(tmp_path: Path, clean_e
 
 def test_every_bad_line_is_reported_up_to_100(tmp_path: Path, clean_env: None) -> None:
     rows = ["o1,a1,5", "o 2,a1,5", "o3,a1,5", "o4,a1,x", "o5,a/1,5", "o6,a1"]
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_text(FEE_HEADER + "\n".join(rows) + "\n")
-    result = CliRunner().invoke(
-        app,
-        ["batch", "submit", str(csv_file), "--api", f"http://127.0.0.1:{free_port()}"],
-        env={"COLUMNS": "300"},
-    )
+    result = submit(tmp_path, FEE_HEADER + "\n".join(rows) + "\n")
     assert result.exit_code == 2, result.output
     assert "4 bad lines" in result.output
     for line in ("line 3: order_id 'o 2'", "line 5: amount 'x'", "line 6: account_id 'a/1'"):
@@ -133,13 +132,7 @@ def test_an_order_twice_with_other_values_is_a_bad_line(tmp_path: Path, clean_en
     """The batch would fail the second as idempotency_key_reused: refused before, with both
     lines, beside the other bad lines; nothing is sent (nobody listens: that is exit 1)."""
     rows = ["o1,a1,5", "o2,a1,5", "o1,a1,6", "o3,a1,x", "o2,a2,5", "o1,a1,6"]
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_text(FEE_HEADER + "\n".join(rows) + "\n")
-    result = CliRunner().invoke(
-        app,
-        ["batch", "submit", str(csv_file), "--api", f"http://127.0.0.1:{free_port()}"],
-        env={"COLUMNS": "300"},
-    )
+    result = submit(tmp_path, FEE_HEADER + "\n".join(rows) + "\n")
     assert result.exit_code == 2, result.output
     assert "4 bad lines" in result.output
     conflict = "is already on line {} with other values ({}): the batch would fail this line"
@@ -169,19 +162,14 @@ def test_a_line_repeated_exactly_is_noted_and_sent_as_is(tmp_path: Path, clean_e
         (4, 2, "order_id", "o1"),
         (6, 2, "order_id", "o1"),
     ]
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_text(content)
-    api = f"http://127.0.0.1:{free_port()}"
-    result = CliRunner().invoke(
-        app, ["batch", "submit", str(csv_file), "--api", api], env={"COLUMNS": "300"}
-    )
+    result = submit(tmp_path, content)
     assert result.exit_code == 1, result.output
     assert "note: 2 lines repeat an earlier line exactly:" in result.output
     assert "line 4: order_id 'o1' repeats line 2\nline 6: order_id 'o1' repeats line 2\n" in (
         result.output
     )
     assert "counts a repeat replayed" in result.output
-    assert f"cannot reach the API at {api}" in result.output
+    assert "cannot reach the API at http://127.0.0.1:" in result.output
     assert "nothing was submitted" not in result.output
 
     one = parse_csv(b"order_id,amount\no1,5\no1,5\n", "s1")
@@ -195,11 +183,7 @@ def test_a_line_repeated_exactly_is_noted_and_sent_as_is(tmp_path: Path, clean_e
 
 
 def test_not_utf8_is_refused_with_its_line(tmp_path: Path, clean_env: None) -> None:
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_bytes(FEE_HEADER.encode() + b"o1,a1,5\no2,caf\xe9,5\n")
-    result = CliRunner().invoke(
-        app, ["batch", "submit", str(csv_file), "--api", f"http://127.0.0.1:{free_port()}"]
-    )
+    result = submit(tmp_path, FEE_HEADER.encode() + b"o1,a1,5\no2,caf\xe9,5\n")
     assert result.exit_code == 2
     assert "line 3: not valid UTF-8 text" in result.output
 
@@ -208,12 +192,7 @@ def test_not_utf8_is_refused_with_its_line(tmp_path: Path, clean_env: None) -> N
 def test_bad_batch_id_or_script_name_is_refused(
     tmp_path: Path, clean_env: None, option: str
 ) -> None:
-    csv_file = tmp_path / "batch.csv"
-    csv_file.write_text("order_id\no1\n")
-    result = CliRunner().invoke(
-        app,
-        ["batch", "submit", str(csv_file), option, "no spaces", "--api", "http://127.0.0.1:9"],
-    )
+    result = submit(tmp_path, "order_id\no1\n", option, "no spaces")
     assert result.exit_code == 2
     assert "'no spaces' is not 1 to 128 characters" in result.output
 

@@ -16,28 +16,22 @@ from superscript.cli import app
 
 SUPERSCRIPT = Path(sys.executable).parent / "superscript"
 # The options of the contract each service command uses, and no other.
+UP_OPTIONS = {
+    "--host",
+    "--port",
+    "--data-dir",
+    "--database-url",
+    "--scripts-dir",
+    "--temporal-port",
+    "--temporal-ui-port",
+    "--task-queue",
+}
 SERVICE_OPTIONS = {
-    "up": {
-        "--host",
-        "--port",
-        "--data-dir",
-        "--database-url",
-        "--scripts-dir",
-        "--temporal-port",
-        "--temporal-ui-port",
-        "--task-queue",
-    },
+    "up": UP_OPTIONS,
     "dev-server": {"--data-dir", "--temporal-port", "--temporal-ui-port"},
     "worker": {"--data-dir", "--database-url", "--scripts-dir", "--temporal-port", "--task-queue"},
-    "api": {
-        "--host",
-        "--port",
-        "--data-dir",
-        "--database-url",
-        "--scripts-dir",
-        "--temporal-port",
-        "--task-queue",
-    },
+    # Not the Web UI's port: it connects to the embedded server, it does not start it.
+    "api": UP_OPTIONS - {"--temporal-ui-port"},
 }
 
 

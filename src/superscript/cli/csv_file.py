@@ -136,46 +136,43 @@ class _Reading:
             self.bad.append(CsvError(line, f"a batch holds at most {MAX_BATCH_ITEMS:,} rows"))
             return False
         try:
-            item = self._item(line, row)
-            self._place(line, item)
+            if self.undecoded and (where := _undecoded_line(line, row)) is not None:
+                raise CsvError(where, "not valid UTF-8 text")
+            if len(row) != len(self.header):
+                missing = "missing" if len(row) < len(self.header) else "extra"
+                raise CsvError(
+                    line,
+                    f"{len(row)} columns where the header has {len(self.header)} "
+                    f"({missing} columns)",
+                )
+            item = self.rows.item(self.header, line, row)
+            # One dict operation per row: a new key takes the item's place, an old one
+            # gives its first place (a million rows are read in seconds).
+            place = len(self.items)
+            first = self.first.setdefault(item[self.rows.key], place)
+            if first != place:
+                self._repeat(line, item, first)
         except CsvError as exc:
             self.bad.append(exc)
             return len(self.bad) <= MAX_REPORTED_LINES
-        return True
-
-    def _item(self, line: int, row: list[str]) -> dict[str, Any]:
-        if self.undecoded:
-            where = _undecoded_line(line, row)
-            if where is not None:
-                raise CsvError(where, "not valid UTF-8 text")
-        if len(row) != len(self.header):
-            missing = "missing" if len(row) < len(self.header) else "extra"
-            raise CsvError(
-                line,
-                f"{len(row)} columns where the header has {len(self.header)} ({missing} columns)",
-            )
-        return self.rows.item(self.header, line, row)
-
-    def _place(self, line: int, item: dict[str, Any]) -> None:
-        """Keep ``item``, noting a repeat; :class:`CsvError` for a conflict."""
-        key = self.rows.key
-        value = item[key]
-        earlier = self.first.get(value)
-        if earlier is not None:
-            first_line, first_item = self.lines[earlier], self.items[earlier]
-            if first_item != item:
-                other = ", ".join(name for name in item if item[name] != first_item[name])
-                raise CsvError(
-                    line,
-                    f"{key} {value!r} is already on line {first_line} with other values "
-                    f"({other}): the batch would fail this line as idempotency_key_reused",
-                )
-            if len(self.repeats) <= MAX_REPORTED_LINES:
-                self.repeats.append(Repeat(line, first_line, key, value))
-        else:
-            self.first[value] = len(self.items)
         self.items.append(item)
         self.lines.append(line)
+        return True
+
+    def _repeat(self, line: int, item: dict[str, Any], first: int) -> None:
+        """``item`` names the item at ``first`` again: note a repeat; :class:`CsvError` for a
+        conflict."""
+        key, first_line, first_item = self.rows.key, self.lines[first], self.items[first]
+        value = item[key]
+        if first_item != item:
+            other = ", ".join(name for name in item if item[name] != first_item[name])
+            raise CsvError(
+                line,
+                f"{key} {value!r} is already on line {first_line} with other values "
+                f"({other}): the batch would fail this line as idempotency_key_reused",
+            )
+        if len(self.repeats) <= MAX_REPORTED_LINES:
+            self.repeats.append(Repeat(line, first_line, key, value))
 
 
 def read_batch(data: bytes, rows: Rows) -> Batch:
