@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from superscript.cli import app
-from superscript.demo import money, payment_lines, plural
+from superscript.cli.demo.narration import money, plural
+from superscript.cli.demo.payments import payment_lines
 from superscript.settings import Settings
 from tests.processes import SUPERSCRIPT, free_port, service_env, start, wait_healthy
 
