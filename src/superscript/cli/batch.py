@@ -100,9 +100,10 @@ async def _submit(
             return exits.OK
         status = await wait_for_batch(client, batch_id, console)
         console.print(counts_table(status))
-        if status["failed"]:
-            console.print(failed_table(await client.failed_items(batch_id, FAILED_SHOWN)))
-        return exits.OK
+        if not status["failed"]:
+            return exits.OK
+        console.print(failed_table(await client.failed_items(batch_id, FAILED_SHOWN)))
+        return exits.FAILED  # the contract: --wait exits non-zero if any item failed
     except ApiError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         return exits.FAILED
@@ -170,7 +171,11 @@ def submit(
         typer.Option("--script", help="run this script per row instead of charging fees"),
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="show a progress bar until the batch completes")
+        bool,
+        typer.Option(
+            "--wait",
+            help="show a progress bar until the batch completes; exit 1 if any item failed",
+        ),
     ] = False,
     api: ApiUrl = None,
 ) -> None:
