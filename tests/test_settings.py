@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from superscript.settings import BUNDLED_SCRIPTS_DIR, load_settings
-from superscript.temporal_client import connect_config
+from superscript.temporal.client import connect_config
 
 SUPERSCRIPT = Path(sys.executable).parent / "superscript"
 

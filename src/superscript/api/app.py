@@ -16,7 +16,7 @@ from superscript.api.state import Services
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
-from superscript.temporal_client import connect
+from superscript.temporal.client import connect
 
 DESCRIPTION = """
 SuperScript makes non-idempotent payment operations safe to call twice: a fee deduction or

@@ -19,10 +19,11 @@ from superscript.api.schemas import (
     problem_responses,
 )
 from superscript.api.state import Services, services
-from superscript.fees.client import start_fee_workflow, wait_for_outcome
+from superscript.fees.client import start_fee_workflow
 from superscript.fees.models import fee_workflow_id
 from superscript.fees.naive import naive_deduct_fee
 from superscript.ledger import FeeOrder, FeeOutcome, IdempotencyKeyReused, LedgerError
+from superscript.temporal.start import result_within
 
 router = APIRouter(tags=["fees"])
 Svc = Annotated[Services, Depends(services)]
@@ -116,7 +117,7 @@ async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
     """
     handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
     try:
-        result = await wait_for_outcome(handle, svc.settings.result_wait_seconds)
+        result = await result_within(handle, svc.settings.result_wait_seconds)
     except WorkflowFailureError as exc:
         outcome = await svc.ledger.get_fee_outcome(order.order_id)
         if outcome is None:
