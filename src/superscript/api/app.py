@@ -10,9 +10,9 @@ from temporalio.client import Client
 
 from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
 from superscript.api.content_type import JsonBodyMiddleware
+from superscript.api.deps import Services
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
-from superscript.api.state import Services
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
