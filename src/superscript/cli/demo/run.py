@@ -19,9 +19,10 @@ from superscript.cli.demo.calls import LIMITS, REQUEST_TIMEOUT_SECONDS, DemoApi,
 from superscript.cli.demo.narration import Narrator
 from superscript.cli.demo.payments import PaymentsLog
 from superscript.cli.demo.scene import SCRIPT, Scene
-from superscript.cli.demo.stack import LOOPBACK_HOSTS, StackError, own_stack, wait_until_healthy
+from superscript.cli.demo.stack import LOOPBACK_HOSTS, own_stack, wait_until_healthy
 from superscript.cli.http import ApiError
 from superscript.cli.options import ApiUrl, console, load
+from superscript.processes import NotReady
 from superscript.settings import Settings
 
 STORIES: tuple[tuple[str, Callable[[Scene], Awaitable[None]]], ...] = (
@@ -85,12 +86,12 @@ async def demo(settings: Settings, console: Console, api_url: str | None) -> boo
             return False
         async with own_stack(base, settings, console, tag) as stack:
             try:
-                await wait_until_healthy(api, stack)
-            except StackError as exc:
+                await wait_until_healthy(base, stack)
+            except NotReady as exc:
                 console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
                 return False
             console.print("The stack is up.")
-            return await tell_stories(api, console, stack.data_dir / "payments.log", tag)
+            return await tell_stories(api, console, stack.log.parent / "payments.log", tag)
 
 
 def command(api: ApiUrl = None) -> None:
