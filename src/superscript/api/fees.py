@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.api.deps import (
@@ -16,7 +16,7 @@ from superscript.api.deps import (
     SettingsDep,
 )
 from superscript.api.metrics import Metrics
-from superscript.api.problems import Problem
+from superscript.api.problems import Problem, closed_undecided
 from superscript.api.schemas import (
     FeeBody,
     FeeRequest,
@@ -188,12 +188,5 @@ async def get_fee(
     outcome = await ledger.get_fee_outcome(order_id)
     if outcome is not None:
         return _answer(outcome, metrics)
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        raise _not_in_ledger(workflow_id, order_id)
-    status = description.status.name if description.status else "UNKNOWN"
-    raise Problem(
-        503,
-        "workflow_failed",
-        f"{workflow_id} closed ({status}) without deciding the order",
-        order_id=order_id,
-    )
+    not_held = _not_in_ledger(workflow_id, order_id).detail
+    raise closed_undecided(workflow_id, description.status, "order", not_held, order_id=order_id)

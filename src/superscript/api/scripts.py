@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.api.deps import ClientDep, RegistryDep, ScriptRunsDep, SettingsDep
-from superscript.api.problems import Problem
+from superscript.api.problems import Problem, closed_undecided
 from superscript.api.schemas import (
     Identifier,
     OrderIdPath,
@@ -212,14 +211,7 @@ async def get_run(
     record = await runs.get(name, order_id)
     if record is not None and record.result is not None:
         return record.result
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        missing = not_recorded(handle.id)
-        raise Problem(503, missing.code, missing.detail, order_id=order_id, script=name)
-    status = description.status.name if description.status else "UNKNOWN"
-    raise Problem(
-        503,
-        "workflow_failed",
-        f"{handle.id} closed ({status}) without deciding the run",
-        order_id=order_id,
-        script=name,
+    not_held = not_recorded(handle.id).detail
+    raise closed_undecided(
+        handle.id, description.status, "run", not_held, order_id=order_id, script=name
     )
