@@ -11,9 +11,10 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from superscript import batch_cli, contract
+from superscript import contract
 from superscript.api import limits
 from superscript.api.app import create_app
+from superscript.cli import csv_rows
 from superscript.scripts import registry
 from superscript.settings import BUNDLED_SCRIPTS_DIR, Settings
 
@@ -67,7 +68,7 @@ def test_every_part_takes_its_rules_from_the_contract() -> None:
     assert registry.BUNDLED_SCRIPTS_DIR is contract.BUNDLED_SCRIPTS_DIR
     assert registry.SCRIPT_NAME_PATTERN == contract.ID_PATTERN
     assert Settings().scripts_dir == contract.BUNDLED_SCRIPTS_DIR
-    assert batch_cli.check_arg("a", "col", 2) == "a"
+    assert csv_rows.check_arg("a", "col", 2) == "a"
 
 
 def test_the_openapi_document_states_the_rules() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from superscript.settings import load_settings
-from superscript.temporal_client import connect_config
+from superscript.temporal.client import connect_config
 
 
 def test_embedded_temporal_without_temporal_address(isolated: Path) -> None:

@@ -17,7 +17,7 @@ from superscript.api.app import create_app
 from superscript.devserver import DevServer
 from superscript.ledger import Ledger
 from superscript.settings import Settings
-from superscript.temporal_client import connect
+from superscript.temporal.client import connect
 from superscript.worker import run_worker
 
 log = logging.getLogger("superscript")

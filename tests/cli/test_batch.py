@@ -1,6 +1,6 @@
 """``superscript batch submit|status`` against a real API and worker, as processes.
 
-What the CSV checks refuse before anything is sent is in ``test_batch_csv``.
+How a file is checked before anything is sent: ``test_batch_csv``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from superscript.cli.http import auth_headers, default_api_url
 from superscript.ledger import Ledger
+from superscript.settings import Settings
 from tests.cli.runner import FEE_HEADER, invoke
 from tests.commands import run_command
 from tests.conftest import StartApiAndWorker, unique
+
+
+def test_api_url_and_token_come_from_the_settings(clean_env: None) -> None:
+    assert default_api_url(Settings(host="0.0.0.0", port=9000)) == "http://127.0.0.1:9000"
+    assert default_api_url(Settings(host="::1", port=9000)) == "http://[::1]:9000"
+    assert auth_headers(Settings(api_token=None)) == {}
+    assert auth_headers(Settings(api_token="s3cret\n")) == {"Authorization": "Bearer s3cret"}
 
 
 def count(output: str, outcome: str) -> int:
@@ -29,7 +38,7 @@ async def submit_fees_and_wait(
 ) -> str:
     """The fee file with ``--wait``: counts as they end, the money moved once; its batch ID."""
     code, out = await run_command(env, "batch", "submit", str(fee_csv), "--wait", "--api", base)
-    assert code == 0, out
+    assert code == 1, out  # one item failed: --wait exits non-zero (the contract)
     batch_id = re.search(r"batch (csv-[0-9a-f]{16}) accepted: 4 fee items", out)
     assert batch_id, out
     assert "4/4" in out

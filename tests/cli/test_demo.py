@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from superscript.cli import app
-from superscript.demo import money, payment_lines, plural
+from superscript.cli.demo.narration import money, plural
+from superscript.cli.demo.payments import payment_lines
 from tests.cli.runner import invoke
 from tests.commands import api_url, run_command, up_ports
 from tests.conftest import StartApiAndWorker

@@ -16,6 +16,7 @@ import httpx
 from superscript.ledger import Ledger
 from tests.conftest import unique
 from tests.processes import (
+    NotReady,
     Service,
     Stack,
     wait_until,
@@ -39,7 +40,7 @@ async def wait_batch(
 
     try:
         await wait_until(completed, f"batch {batch_id} completed", seconds, *watched, interval=0.3)
-    except AssertionError as exc:
+    except NotReady as exc:
         raise AssertionError(f"{exc}\nlast status: {last}") from None
     return last
 

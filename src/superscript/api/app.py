@@ -10,13 +10,13 @@ from temporalio.client import Client
 
 from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
 from superscript.api.content_type import JsonBodyMiddleware
+from superscript.api.deps import Services
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
-from superscript.api.state import Services
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
-from superscript.temporal_client import connect
+from superscript.temporal.client import connect
 
 DESCRIPTION = """
 SuperScript makes non-idempotent payment operations safe to call twice: a fee deduction or

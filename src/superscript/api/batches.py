@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from superscript.api.deps import Services, ServicesDep
 from superscript.api.problems import Problem
 from superscript.api.schemas import (
     BatchAccepted,
@@ -19,7 +20,6 @@ from superscript.api.schemas import (
     problem_responses,
 )
 from superscript.api.scripts import script_spec
-from superscript.api.state import Services, services
 from superscript.batches.client import ensure_batch_workflow
 from superscript.batches.models import Batch, FeeItem, ScriptItem
 from superscript.batches.store import BatchStore
@@ -27,7 +27,6 @@ from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
 from superscript.ledger import LedgerError
 
 router = APIRouter(tags=["batches"])
-Svc = Annotated[Services, Depends(services)]
 
 
 def _status(batch: Batch) -> BatchStatusBody:
@@ -49,7 +48,7 @@ def _status(batch: Batch) -> BatchStatusBody:
     response_model=BatchAccepted,
     responses=problem_responses(401, 404, 413, 422),
 )
-async def submit_batch(body: BatchRequest, svc: Svc) -> JSONResponse:
+async def submit_batch(body: BatchRequest, svc: ServicesDep) -> JSONResponse:
     """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op."""
     store = BatchStore(svc.ledger)
     # The request's items are the store's FeeItem/ScriptItem already: no copy per item.
@@ -59,7 +58,7 @@ async def submit_batch(body: BatchRequest, svc: Svc) -> JSONResponse:
         items = list(body.items)
     else:
         script = body.script
-        script_spec(svc, script)  # a 404 before anything is stored
+        script_spec(svc.registry, script)  # a 404 before anything is stored
         items = list(body.items)
     try:
         batch, _created = await store.create(body.batch_id, body.kind, script, items)
@@ -86,7 +85,7 @@ async def _batch(svc: Services, batch_id: str) -> Batch:
 @router.get(
     "/batches/{batch_id}", response_model=BatchStatusBody, responses=problem_responses(404, 422)
 )
-async def batch_status(batch_id: BatchIdPath, svc: Svc) -> BatchStatusBody:
+async def batch_status(batch_id: BatchIdPath, svc: ServicesDep) -> BatchStatusBody:
     return _status(await _batch(svc, batch_id))
 
 
@@ -97,7 +96,7 @@ async def batch_status(batch_id: BatchIdPath, svc: Svc) -> BatchStatusBody:
 )
 async def batch_items(
     batch_id: BatchIdPath,
-    svc: Svc,
+    svc: ServicesDep,
     status: Annotated[Literal["pending", "succeeded", "replayed", "failed"] | None, Query()] = None,
     limit: PageLimit = PAGE_LIMIT_DEFAULT,
     after: Annotated[int | None, Query(ge=-1)] = None,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from superscript.api.problems import Problem
+from superscript.api.deps import (
+    ClientDep,
+    LedgerDep,
+    MetricsDep,
+    Services,
+    ServicesDep,
+    SettingsDep,
+)
+from superscript.api.metrics import Metrics
+from superscript.api.problems import Problem, closed_undecided
 from superscript.api.schemas import (
     FeeBody,
     FeeRequest,
@@ -18,14 +25,13 @@ from superscript.api.schemas import (
     PendingBody,
     problem_responses,
 )
-from superscript.api.state import Services, services
-from superscript.fees.client import start_fee_workflow, wait_for_outcome
+from superscript.fees.client import start_fee_workflow
 from superscript.fees.models import fee_workflow_id
 from superscript.fees.naive import naive_deduct_fee
 from superscript.ledger import FeeOrder, FeeOutcome, IdempotencyKeyReused, LedgerError
+from superscript.temporal.start import result_within
 
 router = APIRouter(tags=["fees"])
-Svc = Annotated[Services, Depends(services)]
 
 
 @router.post(
@@ -33,14 +39,20 @@ Svc = Annotated[Services, Depends(services)]
     response_model=NaiveFeeBody,
     responses=problem_responses(401, 402, 404, 413, 422),
 )
-async def naive_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> NaiveFeeBody:
+async def naive_fee(
+    order_id: OrderIdPath,
+    body: FeeRequest,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> NaiveFeeBody:
     """Deduct after a random delay, every call: the double charge this project prevents."""
     order = FeeOrder(order_id=order_id, account_id=body.account_id, amount=body.amount)
     try:
-        account = await naive_deduct_fee(svc.ledger, order, svc.settings.naive_delay)
+        account = await naive_deduct_fee(ledger, order, settings.naive_delay)
     except LedgerError as exc:
         raise Problem.from_ledger(exc, order_id=order_id) from exc
-    svc.metrics.naive_charges.inc()
+    metrics.naive_charges.inc()
     return NaiveFeeBody(
         order_id=order_id, account_id=order.account_id, amount=order.amount, balance=account.balance
     )
@@ -51,9 +63,9 @@ def _pending(order_id: str) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202)
 
 
-def _answer(outcome: FeeOutcome, svc: Services) -> FeeBody:
+def _answer(outcome: FeeOutcome, metrics: Metrics) -> FeeBody:
     """The same body for every caller of one order, built from its recorded outcome."""
-    svc.metrics.fee_outcomes.labels(outcome.status).inc()
+    metrics.fee_outcomes.labels(outcome.status).inc()
     failure = outcome.failure
     if failure is not None:
         raise Problem.from_ledger(
@@ -92,7 +104,9 @@ def _check_same_order(outcome: FeeOutcome, order: FeeOrder) -> None:
     response_model=FeeBody,
     responses={202: {"model": PendingBody}, **problem_responses(401, 402, 404, 413, 422, 503)},
 )
-async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBody | Response:
+async def charge_fee(
+    order_id: OrderIdPath, body: FeeRequest, svc: ServicesDep
+) -> FeeBody | Response:
     """Charge once per order through ``FEE-WF-{order_id}``; every caller gets one answer."""
     order = FeeOrder(order_id=order_id, account_id=body.account_id, amount=body.amount)
     outcome = await svc.ledger.get_fee_outcome(order_id)
@@ -104,7 +118,7 @@ async def charge_fee(order_id: OrderIdPath, body: FeeRequest, svc: Svc) -> FeeBo
         if outcome is None:
             return _pending(order_id)
     _check_same_order(outcome, order)
-    return _answer(outcome, svc)
+    return _answer(outcome, svc.metrics)
 
 
 async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
@@ -116,7 +130,7 @@ async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
     """
     handle = await start_fee_workflow(svc.client, order, svc.settings.task_queue)
     try:
-        result = await wait_for_outcome(handle, svc.settings.result_wait_seconds)
+        result = await result_within(handle, svc.settings.result_wait_seconds)
     except WorkflowFailureError as exc:
         outcome = await svc.ledger.get_fee_outcome(order.order_id)
         if outcome is None:
@@ -152,14 +166,16 @@ def _not_in_ledger(workflow_id: str, order_id: str) -> Problem:
     response_model=FeeBody,
     responses={202: {"model": PendingBody}, **problem_responses(402, 404, 422, 503)},
 )
-async def get_fee(order_id: OrderIdPath, svc: Svc) -> FeeBody | Response:
+async def get_fee(
+    order_id: OrderIdPath, ledger: LedgerDep, client: ClientDep, metrics: MetricsDep
+) -> FeeBody | Response:
     """The order's decided outcome, 202 while its workflow runs, 404 if never placed."""
-    outcome = await svc.ledger.get_fee_outcome(order_id)
+    outcome = await ledger.get_fee_outcome(order_id)
     if outcome is not None:
-        return _answer(outcome, svc)
+        return _answer(outcome, metrics)
     workflow_id = fee_workflow_id(order_id)
     try:
-        description = await svc.client.get_workflow_handle(workflow_id).describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Problem(
@@ -169,15 +185,8 @@ async def get_fee(order_id: OrderIdPath, svc: Svc) -> FeeBody | Response:
     if description.close_time is None:
         return _pending(order_id)
     # It may have decided since the first read: its activity records before it closes.
-    outcome = await svc.ledger.get_fee_outcome(order_id)
+    outcome = await ledger.get_fee_outcome(order_id)
     if outcome is not None:
-        return _answer(outcome, svc)
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        raise _not_in_ledger(workflow_id, order_id)
-    status = description.status.name if description.status else "UNKNOWN"
-    raise Problem(
-        503,
-        "workflow_failed",
-        f"{workflow_id} closed ({status}) without deciding the order",
-        order_id=order_id,
-    )
+        return _answer(outcome, metrics)
+    not_held = _not_in_ledger(workflow_id, order_id).detail
+    raise closed_undecided(workflow_id, description.status, "order", not_held, order_id=order_id)

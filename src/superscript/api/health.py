@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from superscript.api.deps import ClientDep, LedgerDep, MetricsDep
 from superscript.api.schemas import HealthBody
-from superscript.api.state import Services, services
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -24,9 +24,9 @@ async def _check(probe: Any) -> str:
 
 
 @router.get("/healthz", response_model=HealthBody, responses={503: {"model": HealthBody}})
-async def healthz(svc: Annotated[Services, Depends(services)]) -> Response:
+async def healthz(client: ClientDep, ledger: LedgerDep) -> Response:
     temporal, database = await asyncio.gather(
-        _check(svc.client.service_client.check_health), _check(svc.ledger.ping)
+        _check(client.service_client.check_health), _check(ledger.ping)
     )
     healthy = temporal == "ok" and database == "ok"
     body = {
@@ -48,5 +48,5 @@ async def healthz(svc: Annotated[Services, Depends(services)]) -> Response:
         }
     },
 )
-async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
-    return svc.metrics.render()
+async def metrics(counters: MetricsDep) -> Response:
+    return counters.render()

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from temporalio.client import WorkflowExecutionStatus
 
 from superscript.ledger.errors import LedgerError
 
@@ -37,6 +38,25 @@ class Problem(Exception):
     @classmethod
     def from_ledger(cls, error: LedgerError, **extra: Any) -> Problem:
         return cls(LEDGER_STATUS.get(error.code, 400), error.code, error.detail, **extra)
+
+
+def closed_undecided(
+    workflow_id: str,
+    status: WorkflowExecutionStatus | None,
+    what: str,
+    not_in_ledger: str,
+    **extra: Any,
+) -> Problem:
+    """A closed workflow whose decision the ledger does not hold: 503 either way.
+
+    Completed, it answered for another ledger (``not_in_ledger`` says so); otherwise it
+    closed (failed, terminated, timed out...) before deciding ``what``.
+    """
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return Problem(503, "workflow_result_not_in_ledger", not_in_ledger, **extra)
+    name = status.name if status else "UNKNOWN"
+    detail = f"{workflow_id} closed ({name}) without deciding the {what}"
+    return Problem(503, "workflow_failed", detail, **extra)
 
 
 def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from superscript.api.problems import Problem
+from superscript.api.deps import ClientDep, RegistryDep, ScriptRunsDep, SettingsDep
+from superscript.api.problems import Problem, closed_undecided
 from superscript.api.schemas import (
     Identifier,
     OrderIdPath,
@@ -20,7 +18,6 @@ from superscript.api.schemas import (
     Strict,
     problem_responses,
 )
-from superscript.api.state import Services, services
 from superscript.ledger import LedgerError
 from superscript.scripts.client import (
     Pending,
@@ -31,8 +28,7 @@ from superscript.scripts.client import (
     script_handle,
 )
 from superscript.scripts.models import ScriptRunResult, script_workflow_id
-from superscript.scripts.records import ScriptRuns
-from superscript.scripts.registry import ScriptNotFound, ScriptSpec
+from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import run_script
 
 
@@ -57,13 +53,15 @@ class NaiveScriptRunBody(BaseModel):
 
 
 router = APIRouter(tags=["scripts"])
-Svc = Annotated[Services, Depends(services)]
 
 
-def script_spec(svc: Services, name: str) -> ScriptSpec:
-    """The registered script, or a 404 ``script_not_found`` problem."""
+def script_spec(registry: Registry, name: str) -> ScriptSpec:
+    """The registered script, or a 404 ``script_not_found`` problem.
+
+    Called in the route, not a dependency: a bad body is a 422 before an unknown script.
+    """
     try:
-        return svc.registry.get(name)
+        return registry.get(name)
     except ScriptNotFound as exc:
         raise Problem(404, exc.code, exc.detail, script=name) from exc
 
@@ -90,7 +88,7 @@ def _pending(name: str, order_id: str, workflow_id: str | None = None) -> JSONRe
 
 
 @router.get("/scripts", response_model=list[ScriptInfo])
-async def list_scripts(svc: Svc) -> list[ScriptInfo]:
+async def list_scripts(registry: RegistryDep) -> list[ScriptInfo]:
     """Every registered script with the settings of its header."""
     return [
         ScriptInfo(
@@ -99,7 +97,7 @@ async def list_scripts(svc: Svc) -> list[ScriptInfo]:
             timeout_seconds=spec.timeout_seconds,
             max_attempts=spec.max_attempts,
         )
-        for spec in svc.registry.list()
+        for spec in registry.list()
     ]
 
 
@@ -108,16 +106,18 @@ async def list_scripts(svc: Svc) -> list[ScriptInfo]:
     response_model=NaiveScriptRunBody,
     responses=problem_responses(401, 404, 413, 422, 500),
 )
-async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> NaiveScriptRunBody:
+async def naive_run(
+    name: ScriptNamePath, body: ScriptRunRequest, registry: RegistryDep, settings: SettingsDep
+) -> NaiveScriptRunBody:
     """Run the script now, every call: the double payment this project prevents."""
-    spec = script_spec(svc, name)
+    spec = script_spec(registry, name)
     try:
         run = await run_script(
             spec,
             body.args,
             order_id=body.order_id,
             attempt=1,
-            extra_env={"SUPERSCRIPT_DATA_DIR": str(svc.settings.data_dir.resolve())},
+            extra_env={"SUPERSCRIPT_DATA_DIR": str(settings.data_dir.resolve())},
         )
     except OSError as exc:
         raise Problem(
@@ -138,22 +138,27 @@ async def naive_run(name: ScriptNamePath, body: ScriptRunRequest, svc: Svc) -> N
     responses={202: {"model": PendingBody}, **problem_responses(401, 404, 413, 422, 503)},
 )
 async def run_once(
-    name: ScriptNamePath, body: ScriptRunRequest, svc: Svc
+    name: ScriptNamePath,
+    body: ScriptRunRequest,
+    registry: RegistryDep,
+    runs: ScriptRunsDep,
+    client: ClientDep,
+    settings: SettingsDep,
 ) -> Response | ScriptRunResult:
     """Run the script once per (script, order_id) through ``SCRIPT-WF-{name}/{order_id}``.
 
     A failed script is still a decided run: 200 with status ``failed``.
     """
-    spec = script_spec(svc, name)
+    spec = script_spec(registry, name)
     try:
         result = await request_script_run(
-            svc.client,
-            ScriptRuns(svc.ledger.engine),
+            client,
+            runs,
             spec,
             body.order_id,
             body.args,
-            task_queue=svc.settings.task_queue,
-            wait_seconds=svc.settings.result_wait_seconds,
+            task_queue=settings.task_queue,
+            wait_seconds=settings.result_wait_seconds,
         )
     except LedgerError as exc:  # idempotency_key_reused
         raise Problem.from_ledger(exc, order_id=body.order_id, script=name) from exc
@@ -172,21 +177,20 @@ async def run_once(
     responses={202: {"model": PendingBody}, **problem_responses(404, 422, 503)},
 )
 async def get_run(
-    name: ScriptNamePath, order_id: OrderIdPath, svc: Svc
+    name: ScriptNamePath, order_id: OrderIdPath, runs: ScriptRunsDep, client: ClientDep
 ) -> Response | ScriptRunResult:
     """The decided run from its record; 202 while its workflow runs.
 
     Temporal only says whether a run is still going: a closed workflow whose result the
     record does not hold is a 503, never an answer built from that result.
     """
-    runs = ScriptRuns(svc.ledger.engine)
     record = await runs.get(name, order_id)
     if record is not None and record.result is not None:
         return record.result
     try:
-        handle = None if record is None else await recorded_run(svc.client, record)
+        handle = None if record is None else await recorded_run(client, record)
         if handle is None:
-            handle = script_handle(svc.client, name, order_id)
+            handle = script_handle(client, name, order_id)
         description = await handle.describe()
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
@@ -207,14 +211,7 @@ async def get_run(
     record = await runs.get(name, order_id)
     if record is not None and record.result is not None:
         return record.result
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        missing = not_recorded(handle.id)
-        raise Problem(503, missing.code, missing.detail, order_id=order_id, script=name)
-    status = description.status.name if description.status else "UNKNOWN"
-    raise Problem(
-        503,
-        "workflow_failed",
-        f"{handle.id} closed ({status}) without deciding the run",
-        order_id=order_id,
-        script=name,
+    not_held = not_recorded(handle.id).detail
+    raise closed_undecided(
+        handle.id, description.status, "run", not_held, order_id=order_id, script=name
     )

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
-
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
@@ -27,32 +23,11 @@ from superscript.scripts.models import ScriptRunResult, script_workflow_id
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
 from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
+from superscript.temporal.heartbeat import heartbeating
 
-# How often a waiting activity tells Temporal it is still alive.
+# How often a waiting activity tells Temporal it is still alive (chunk activities beat
+# every ``heartbeat.EVERY_SECONDS``, inside their 10 s heartbeat timeout).
 HEARTBEAT_SECONDS = 5.0
-# How often a chunk activity does (the workflow's heartbeat timeout for them is 10 s).
-CHUNK_HEARTBEAT_SECONDS = 2.0
-
-T = TypeVar("T")
-
-
-async def heartbeating(work: Awaitable[T], every: float = CHUNK_HEARTBEAT_SECONDS) -> T:
-    """Await ``work`` while heartbeating, so a worker lost mid-chunk is noticed in seconds.
-
-    Without heartbeats Temporal learns of a crashed worker only when the attempt's
-    start-to-close timeout (minutes) runs out; the batch stalls that long.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
 
 
 class BatchActivities:
@@ -120,20 +95,12 @@ class BatchActivities:
         handle = None if record is None else await recorded_run(self.client, record)
         if handle is None:
             handle = script_handle(self.client, input.script, input.order_id)
-        waiting = asyncio.ensure_future(handle.result())
         try:
-            while True:
-                done, _ = await asyncio.wait({waiting}, timeout=HEARTBEAT_SECONDS)
-                if done:
-                    break
-                activity.heartbeat()
-            waiting.result()
+            await heartbeating(handle.result(), every=HEARTBEAT_SECONDS)
         except WorkflowFailureError as exc:
             detail = f"{handle.id} ended without deciding the run: {exc.cause}"
         else:
             detail = not_recorded(handle.id).detail
-        finally:
-            waiting.cancel()
         record = await self.runs.get(input.script, input.order_id)
         if record is None or record.result is None:
             return ItemDone(seq=input.seq, status="replayed", outcome="failed", detail=detail)

@@ -6,14 +6,11 @@ travel in its input: changing them changes new batches only, never a running one
 
 from __future__ import annotations
 
-import contextlib
-
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from superscript.batches.models import Batch, BatchInput, BatchKind, BatchPlan
 from superscript.batches.workflows import BatchWorkflow
+from superscript.temporal.start import start_or_join
 
 # Orders per fee activity: each chunk is one ledger transaction.
 FEE_CHUNK_SIZE = 2000
@@ -47,12 +44,6 @@ async def ensure_batch_workflow(
         plan=plan or default_plan(batch.kind),
     )
     # Already started or already closed: either way the batch is in hand.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            BatchWorkflow.run,
-            start,
-            id=batch.workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+    await start_or_join(
+        client, BatchWorkflow.run, start, id=batch.workflow_id, task_queue=task_queue
+    )

@@ -25,12 +25,12 @@ with workflow.unsafe.imports_passed_through():
         ScriptPlan,
         legacy_script_workflow_id,
     )
-    from superscript.retries import until_done
     from superscript.scripts.models import (
         ScriptRunResult,
         SinglePaymentCollectionInput,
     )
     from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
+    from superscript.temporal.retries import until_done
 
 # What decides the commands this workflow issues (chunk size, window, when to continue as
 # new) is its input's ``BatchPlan``, never a constant here: a constant changed in a deploy

@@ -11,7 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from superscript.fees.errors import NON_RETRYABLE_TYPES
     from superscript.fees.models import ApplyFeeInput, FeeDeductionInput
     from superscript.ledger.models import FeeOrder, FeeOutcome
-    from superscript.retries import until_done
+    from superscript.temporal.retries import until_done
 
 # One ledger transaction: seconds at most, so a lost worker is noticed quickly.
 APPLY_FEE_TIMEOUT = timedelta(seconds=10)

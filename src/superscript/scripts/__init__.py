@@ -1,6 +1,7 @@
 """Payment scripts: the registry of executables and the runner that executes them safely.
 
-Pure Python, no Temporal: the workflow and activities build on these.
+No workflow or activity here (the runner takes its heartbeat from its caller): the
+workflow and activities build on these.
 
 The names below are imported lazily, on first use: Temporal's workflow sandbox re-imports
 this package for every workflow run of ``superscript.scripts.workflows``, and importing

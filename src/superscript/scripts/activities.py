@@ -16,9 +16,8 @@ once a key's ``max_attempts`` have started no attempt starts it again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -34,9 +33,10 @@ from superscript.scripts.models import (
     script_workflow_id,
 )
 from superscript.scripts.records import AttemptClaim, AttemptStarter, ScriptRuns
-from superscript.scripts.registry import Registry, ScriptNotFound
+from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import RunResult, run_script
 from superscript.settings import Settings
+from superscript.temporal.heartbeat import heartbeating
 
 HEARTBEAT_INTERVAL_SECONDS: Final = 1.0
 
@@ -61,8 +61,6 @@ SHUTDOWN_REASON: Final = "worker shut down during the run; the script was killed
 BUSINESS: Final = ApplicationErrorCategory.BENIGN
 """An attempt that ends by the script's own doing (or a removed script) is business, not a
 fault: the SDK then logs it as one DEBUG line instead of a WARNING with a traceback."""
-
-T = TypeVar("T")
 
 
 def _outcome_of(run: RunResult, attempt: int) -> ScriptOutcome:
@@ -153,8 +151,26 @@ class ScriptActivities:
         ``SUPERSCRIPT_DATA_DIR``. A cancellation kills the script's process group before
         it propagates; a stopping worker makes the attempt a failure with that reason.
         """
+        spec = self._spec(input.script)
+        claim = await self._claim(input)
+        if claim.result is not None:
+            return _stored_outcome(claim.result, recorded=claim.refused)
+        assert claim.attempt is not None
+        outcome = await self._attempt(spec, input, claim.attempt)
+        if outcome.status == "failed" and claim.attempt < input.max_attempts:
+            why = outcome.reason or f"exit code {outcome.exit_code}"
+            raise ApplicationError(
+                f"attempt {claim.attempt} of {input.max_attempts} failed: {why}",
+                outcome,
+                type=SCRIPT_FAILED,
+                category=BUSINESS,
+            )
+        return await self._recorded(input, outcome)
+
+    def _spec(self, name: str) -> ScriptSpec:
+        """The registered script; a removed one ends the run, since nothing can run."""
         try:
-            spec = self.registry.get(input.script)
+            return self.registry.get(name)
         except ScriptNotFound as exc:
             raise ApplicationError(
                 f"{exc.detail}; nothing was run",
@@ -162,17 +178,16 @@ class ScriptActivities:
                 non_retryable=True,
                 category=BUSINESS,
             ) from exc
-        claim = await self._claim(input)
-        if claim.result is not None:
-            return _stored_outcome(claim.result, recorded=claim.refused)
-        assert claim.attempt is not None
-        attempt = claim.attempt
-        last = attempt >= input.max_attempts
 
-        def beat() -> None:
-            # The attempt rides along, so a heartbeat timeout still says which one it was.
-            activity.heartbeat(attempt)
+    async def _attempt(
+        self, spec: ScriptSpec, input: RunPaymentScriptInput, attempt: int
+    ) -> ScriptOutcome:
+        """Run the script once: what it did, or why it could not run to its end.
 
+        A cancellation by this worker's own shutdown is a failed attempt with
+        ``SHUTDOWN_REASON``, raised as ``WORKER_SHUTDOWN`` while attempts remain; any
+        other cancellation propagates (Temporal decides what comes of it).
+        """
         try:
             run = await run_script(
                 spec,
@@ -180,7 +195,8 @@ class ScriptActivities:
                 order_id=input.order_id,
                 attempt=attempt,
                 timeout=input.timeout_seconds,
-                heartbeat=beat,
+                # The attempt rides along, so a heartbeat timeout still says which it was.
+                heartbeat=lambda: activity.heartbeat(attempt),
                 heartbeat_interval=self.heartbeat_interval,
                 extra_env={"SUPERSCRIPT_DATA_DIR": str(self.data_dir)},
             )
@@ -188,25 +204,14 @@ class ScriptActivities:
             if not _cancelled_by_worker_shutdown():
                 raise
             outcome = _failed(attempt, SHUTDOWN_REASON)
-            if not last:
+            if attempt < input.max_attempts:
                 raise ApplicationError(
                     SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN, category=BUSINESS
                 ) from None
-            return await self._recorded(input, outcome)
+            return outcome
         except OSError as exc:
-            outcome = _failed(attempt, f"the script could not be started: {exc}")
-        else:
-            outcome = _outcome_of(run, attempt)
-
-        if outcome.status == "failed" and not last:
-            why = outcome.reason or f"exit code {outcome.exit_code}"
-            raise ApplicationError(
-                f"attempt {attempt} of {input.max_attempts} failed: {why}",
-                outcome,
-                type=SCRIPT_FAILED,
-                category=BUSINESS,
-            )
-        return await self._recorded(input, outcome)
+            return _failed(attempt, f"the script could not be started: {exc}")
+        return _outcome_of(run, attempt)
 
     async def _claim(self, input: RunPaymentScriptInput) -> AttemptClaim:
         """Claim the next attempt in the ledger, heartbeating while the database is busy.
@@ -228,7 +233,7 @@ class ScriptActivities:
             input.script, input.order_id, input.args, input.max_attempts, starter
         )
         try:
-            return await self._heartbeating(claiming, 0)
+            return await heartbeating(claiming, 0, every=self.heartbeat_interval)
         except IdempotencyKeyReused as exc:
             raise ApplicationError(
                 exc.detail, type=ARGS_MISMATCH, non_retryable=True, category=BUSINESS
@@ -263,8 +268,10 @@ class ScriptActivities:
             input.script, input.order_id, outcome, info.workflow_id, info.workflow_run_id
         )
         try:
-            record = await self._heartbeating(
-                self.runs.record_result(result, input.args), outcome.attempts
+            record = await heartbeating(
+                self.runs.record_result(result, input.args),
+                outcome.attempts,
+                every=self.heartbeat_interval,
             )
         except Exception:
             activity.logger.warning("could not record %s yet", info.workflow_id, exc_info=True)
@@ -272,21 +279,6 @@ class ScriptActivities:
         stored = record.result
         assert stored is not None
         return _stored_outcome(stored, recorded=True)
-
-    async def _heartbeating(self, work: Awaitable[T], attempt: int) -> T:
-        """Await ``work`` and keep heartbeating meanwhile: a busy database (SQLite's single
-        writer under a large batch) must not pass for a lost worker."""
-        task = asyncio.ensure_future(work)
-        try:
-            while not task.done():
-                await asyncio.wait({task}, timeout=self.heartbeat_interval)
-                if not task.done():
-                    activity.heartbeat(attempt)
-            return task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})  # let it roll back; its error is not ours
 
     @activity.defn(name="record_script_result")
     async def record_script_result(self, input: RecordScriptResultInput) -> ScriptRunResult:

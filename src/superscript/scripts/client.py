@@ -6,13 +6,10 @@ the whole exactly-once dance for one key, the smaller functions are its parts.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.scripts.models import (
@@ -23,6 +20,7 @@ from superscript.scripts.models import (
 from superscript.scripts.records import ScriptRunRecord, ScriptRuns
 from superscript.scripts.registry import ScriptSpec
 from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
+from superscript.temporal.start import result_within, start_or_join
 
 ScriptHandle = WorkflowHandle[SinglePaymentCollectionWorkflow, ScriptRunResult]
 
@@ -81,23 +79,14 @@ def collection_input(
 async def start_script_workflow(
     client: Client, input: SinglePaymentCollectionInput, task_queue: str
 ) -> ScriptHandle:
-    """Start ``SCRIPT-WF-{script}/{order_id}``, or join the run that already has that ID.
-
-    USE_EXISTING makes concurrent starters share the open run; REJECT_DUPLICATE keeps a
-    closed run from ever running again, so we attach to it and read its result.
-    """
-    workflow_id = script_workflow_id(input.script, input.order_id)
-    try:
-        return await client.start_workflow(
-            SinglePaymentCollectionWorkflow.run,
-            input,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        return script_handle(client, input.script, input.order_id)
+    """Start ``SCRIPT-WF-{script}/{order_id}``, or join the run that already has that ID."""
+    return await start_or_join(
+        client,
+        SinglePaymentCollectionWorkflow.run,
+        input,
+        id=script_workflow_id(input.script, input.order_id),
+        task_queue=task_queue,
+    )
 
 
 def script_handle(client: Client, script: str, order_id: str) -> ScriptHandle:
@@ -105,17 +94,6 @@ def script_handle(client: Client, script: str, order_id: str) -> ScriptHandle:
     return client.get_workflow_handle_for(
         SinglePaymentCollectionWorkflow.run, script_workflow_id(script, order_id)
     )
-
-
-async def wait_for_result(handle: ScriptHandle, timeout: float) -> ScriptRunResult | None:
-    """The run's result, or None if it is not decided within ``timeout`` seconds.
-
-    Raises ``WorkflowFailureError`` when the workflow closed without a result.
-    """
-    try:
-        return await asyncio.wait_for(handle.result(), timeout)
-    except TimeoutError:
-        return None
 
 
 async def started_for(client: Client, handle: ScriptHandle) -> tuple[str, str] | None:
@@ -204,7 +182,7 @@ async def request_script_run(
         client, collection_input(spec, order_id, args), task_queue
     )
     try:
-        result = await wait_for_result(handle, wait_seconds)
+        result = await result_within(handle, wait_seconds)
     except WorkflowFailureError as exc:
         # The workflow records its result before it returns, so a record may exist.
         record = await runs.get(spec.name, order_id)

@@ -19,47 +19,16 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from superscript.db.engine import write_transaction
-from superscript.db.metadata import ID, metadata
 from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.scripts.models import NOT_RUN_AGAIN_REASON, ScriptRunResult
+from superscript.scripts.schema import script_attempts, script_runs
 
 RecordStatus = Literal["pending", "succeeded", "failed"]
-
-# Created by migration 0002_script_runs; on the ledger's metadata so Alembic sees it.
-script_runs = Table(
-    "script_runs",
-    metadata,
-    Column("script", ID, primary_key=True),
-    Column("order_id", ID, primary_key=True),
-    Column("args", Text, nullable=False),
-    Column("args_hash", String(64), nullable=False),
-    Column("workflow_id", String(300), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("result", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("decided_at", DateTime(timezone=True), nullable=True),
-)
-
-# Created by migration 0004_script_attempts: one row per start of the script, ever.
-script_attempts = Table(
-    "script_attempts",
-    metadata,
-    Column("script", ID, primary_key=True),
-    Column("order_id", ID, primary_key=True),
-    Column("attempt", Integer, primary_key=True, autoincrement=False),
-    # Who started it, for an operator: the workflow run, the activity and the worker.
-    Column("workflow_id", String(300), nullable=True),
-    Column("run_id", String(64), nullable=True),
-    Column("activity_id", String(300), nullable=True),
-    Column("activity_attempt", Integer, nullable=True),
-    Column("worker", String(300), nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
 
 
 def encode_args(args: Sequence[str]) -> str:
@@ -129,25 +98,6 @@ class ScriptRuns:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    def _insert_if_absent(
-        self, script: str, order_id: str, args: Sequence[str], workflow_id: str
-    ) -> Any:
-        """The key's pending row, ``INSERT ... ON CONFLICT DO NOTHING`` in the engine's
-        dialect: every path that may be first to a key (claim, attempt, result) makes it."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return (
-            dialect.insert(script_runs)
-            .values(
-                script=script,
-                order_id=order_id,
-                args=encode_args(args),
-                args_hash=args_digest(args),
-                workflow_id=workflow_id,
-                status="pending",
-            )
-            .on_conflict_do_nothing()
-        )
-
     async def get(self, script: str, order_id: str) -> ScriptRunRecord | None:
         async with self.engine.connect() as conn:
             return await _read(conn, script, order_id)
@@ -162,9 +112,7 @@ class ScriptRuns:
         index, SQLite's single writer), so exactly one set of args ever wins.
         """
         async with write_transaction(self.engine) as conn:
-            await conn.execute(self._insert_if_absent(script, order_id, args, workflow_id))
-            record = await _read(conn, script, order_id)
-        assert record is not None, "a claimed row can't vanish: rows are never deleted"
+            record = await self._key_row(conn, script, order_id, args, workflow_id)
         record.check_args(args)
         return record
 
@@ -192,55 +140,23 @@ class ScriptRuns:
         starts then either.
         """
         async with write_transaction(self.engine) as conn:
-            await conn.execute(self._insert_if_absent(script, order_id, args, starter.workflow_id))
-            record = await _read(conn, script, order_id, for_update=True)
-            assert record is not None, "a claimed row can't vanish: rows are never deleted"
+            record = await self._key_row(
+                conn, script, order_id, args, starter.workflow_id, for_update=True
+            )
             record.check_args(args)
             if record.result is not None:
                 return AttemptClaim(result=record.result)
-            started = (
-                await conn.execute(
-                    select(func.coalesce(func.max(script_attempts.c.attempt), 0)).where(
-                        script_attempts.c.script == script,
-                        script_attempts.c.order_id == order_id,
-                    )
-                )
-            ).scalar_one()
+            started = await _attempts_started(conn, script, order_id)
             if started >= max_attempts:
-                result = ScriptRunResult(
-                    order_id=order_id,
-                    script=script,
-                    status="failed",
-                    exit_code=None,
-                    stdout="",
-                    stderr="",
-                    attempts=started,
-                    workflow_id=starter.workflow_id,
-                    run_id=starter.run_id,
-                    reason=NOT_RUN_AGAIN_REASON,
-                )
-                await conn.execute(
-                    update(script_runs)
-                    .where(
-                        script_runs.c.script == script,
-                        script_runs.c.order_id == order_id,
-                        script_runs.c.result.is_(None),
-                    )
-                    .values(
-                        status=result.status, result=result.model_dump_json(), decided_at=func.now()
-                    )
-                )
+                result = _not_run_again(script, order_id, started, starter)
+                await _decide(conn, result)
                 return AttemptClaim(result=result, refused=True)
-            attempt = started + 1
             await conn.execute(
                 script_attempts.insert().values(
-                    script=script,
-                    order_id=order_id,
-                    attempt=attempt,
-                    **starter.model_dump(),
+                    script=script, order_id=order_id, attempt=started + 1, **starter.model_dump()
                 )
             )
-            return AttemptClaim(attempt=attempt)
+            return AttemptClaim(attempt=started + 1)
 
     async def attempts(self, script: str, order_id: str) -> list[dict[str, Any]]:
         """The key's recorded starts, first first (for operators and tests)."""
@@ -259,25 +175,93 @@ class ScriptRuns:
         the API), so that its result outlives Temporal's retention all the same.
         """
         async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                self._insert_if_absent(result.script, result.order_id, args, result.workflow_id)
-            )
-            await conn.execute(
-                update(script_runs)
-                .where(
-                    script_runs.c.script == result.script,
-                    script_runs.c.order_id == result.order_id,
-                    script_runs.c.result.is_(None),
-                )
-                .values(
-                    status=result.status,
-                    result=result.model_dump_json(),
-                    decided_at=func.now(),
-                )
-            )
+            await self._make_pending(conn, result.script, result.order_id, args, result.workflow_id)
+            await _decide(conn, result)
             record = await _read(conn, result.script, result.order_id)
         assert record is not None
         return record
+
+    async def _key_row(
+        self,
+        conn: AsyncConnection,
+        script: str,
+        order_id: str,
+        args: Sequence[str],
+        workflow_id: str,
+        *,
+        for_update: bool = False,
+    ) -> ScriptRunRecord:
+        """The key's row, made pending with these args first if absent."""
+        await self._make_pending(conn, script, order_id, args, workflow_id)
+        record = await _read(conn, script, order_id, for_update=for_update)
+        assert record is not None, "a claimed row can't vanish: rows are never deleted"
+        return record
+
+    async def _make_pending(
+        self,
+        conn: AsyncConnection,
+        script: str,
+        order_id: str,
+        args: Sequence[str],
+        workflow_id: str,
+    ) -> None:
+        """The key's pending row, ``INSERT ... ON CONFLICT DO NOTHING`` in the engine's
+        dialect: every path that may be first to a key (claim, attempt, result) makes it."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        await conn.execute(
+            dialect.insert(script_runs)
+            .values(
+                script=script,
+                order_id=order_id,
+                args=encode_args(args),
+                args_hash=args_digest(args),
+                workflow_id=workflow_id,
+                status="pending",
+            )
+            .on_conflict_do_nothing()
+        )
+
+
+async def _attempts_started(conn: AsyncConnection, script: str, order_id: str) -> int:
+    """How many attempts of the key's script have started (the highest number granted)."""
+    started = await conn.execute(
+        select(func.coalesce(func.max(script_attempts.c.attempt), 0)).where(
+            script_attempts.c.script == script, script_attempts.c.order_id == order_id
+        )
+    )
+    count: int = started.scalar_one()
+    return count
+
+
+def _not_run_again(
+    script: str, order_id: str, started: int, starter: AttemptStarter
+) -> ScriptRunResult:
+    """The result of a key whose attempts have all started: failed, and nothing ran now."""
+    return ScriptRunResult(
+        order_id=order_id,
+        script=script,
+        status="failed",
+        exit_code=None,
+        stdout="",
+        stderr="",
+        attempts=started,
+        workflow_id=starter.workflow_id,
+        run_id=starter.run_id,
+        reason=NOT_RUN_AGAIN_REASON,
+    )
+
+
+async def _decide(conn: AsyncConnection, result: ScriptRunResult) -> None:
+    """Store ``result`` as the key's, unless it has one: the first stored result is final."""
+    await conn.execute(
+        update(script_runs)
+        .where(
+            script_runs.c.script == result.script,
+            script_runs.c.order_id == result.order_id,
+            script_runs.c.result.is_(None),
+        )
+        .values(status=result.status, result=result.model_dump_json(), decided_at=func.now())
+    )
 
 
 async def _read(

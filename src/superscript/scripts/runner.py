@@ -25,13 +25,14 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from pydantic import BaseModel
 
 from superscript.scripts.models import script_idempotency_key
 from superscript.scripts.registry import ScriptSpec
+from superscript.temporal.heartbeat import beating
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +246,7 @@ async def run_script(
     if heartbeat is not None and not heartbeat_interval > 0:
         raise ValueError(f"heartbeat_interval must be positive, got {heartbeat_interval!r}")
 
-    loop = asyncio.get_running_loop()
-    proto = _RunProtocol(loop)
+    proto = _RunProtocol(asyncio.get_running_loop())
     started = time.monotonic()
     transport = await _start(
         spec,
@@ -255,42 +255,45 @@ async def run_script(
         env=script_env(spec, order_id=order_id, attempt=attempt, extra_env=extra_env),
         kill_grace=kill_grace,
     )
-    pgid = transport.get_pid()
-    timed_out = False
     try:
-        try:
-            deadline = loop.time() + limit
-            next_beat = loop.time() + heartbeat_interval
-            while not proto.exited.done():
-                now = loop.time()
-                if now >= deadline:
-                    timed_out = True
-                    break
-                wake = deadline if heartbeat is None else min(deadline, next_beat)
-                await _wait_for(proto.exited, wake - now)
-                if heartbeat is not None and not proto.exited.done() and loop.time() >= next_beat:
-                    heartbeat()
-                    next_beat = loop.time() + heartbeat_interval
-            if timed_out:
-                await _terminate_group(pgid, proto, kill_grace)
-            else:
-                # Exited on its own: kill the background children it left behind.
-                _signal_group(pgid, signal.SIGKILL)
-        except BaseException:
-            # Cancelled (worker shutting down) or a failing heartbeat: leave nothing behind.
-            await _terminate_group(pgid, proto, kill_grace)
-            raise
-        # The group is dead, so its pipes close unless an escapee holds them: bounded wait.
-        await _wait_for(proto.pipes_closed, PIPE_DRAIN_SECONDS)
+        exiting = _wait_for(proto.exited, limit)
+        if heartbeat is not None:
+            exiting = beating(exiting, heartbeat_interval, heartbeat)
+        timed_out = not await _until_the_group_is_gone(
+            transport.get_pid(), proto, exiting, kill_grace
+        )
     finally:
         transport.close()
 
-    exit_code = None if timed_out else transport.get_returncode()
     return RunResult(
-        exit_code=exit_code,
+        exit_code=None if timed_out else transport.get_returncode(),
         stdout=proto.buffers[1].text(),
         stderr=proto.buffers[2].text(),
         timed_out=timed_out,
         killed_reason=f"timeout after {limit:g}s" if timed_out else None,
         duration_seconds=time.monotonic() - started,
     )
+
+
+async def _until_the_group_is_gone(
+    pgid: int, proto: _RunProtocol, exiting: Awaitable[bool], kill_grace: float
+) -> bool:
+    """Await ``exiting`` (whether the script exited in time), then kill what is left.
+
+    Whatever ends the wait, nothing of the group outlives it: a script that exited on its
+    own has its background children killed, one past its time the whole group, and a
+    cancellation (the worker shutting down) or a failing heartbeat kills the group and
+    reaps the script before it propagates. Then its last output is read.
+    """
+    try:
+        exited = await exiting
+        if exited:
+            _signal_group(pgid, signal.SIGKILL)
+        else:
+            await _terminate_group(pgid, proto, kill_grace)
+    except BaseException:
+        await _terminate_group(pgid, proto, kill_grace)
+        raise
+    # The group is dead, so its pipes close unless an escapee holds them: bounded wait.
+    await _wait_for(proto.pipes_closed, PIPE_DRAIN_SECONDS)
+    return exited

@@ -19,7 +19,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from superscript.retries import until_done
     from superscript.scripts.activities import (
         ATTEMPT_NOT_RECORDED,
         NON_RETRYABLE_TYPES,
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         outcome_of_error,
         run_result,
     )
+    from superscript.temporal.retries import until_done
 
 # Past the script's own timeout the runner still kills and reaps it (seconds at most).
 RUN_MARGIN = timedelta(seconds=30)

@@ -7,7 +7,7 @@ from alembic import context
 import superscript.batches.schema
 import superscript.db.identity
 import superscript.ledger.schema
-import superscript.scripts.records  # noqa: F401
+import superscript.scripts.schema  # noqa: F401
 from superscript.db.metadata import metadata
 
 connection = context.config.attributes.get("connection")

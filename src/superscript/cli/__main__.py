@@ -1,0 +1,5 @@
+"""``python -m superscript.cli``: the ``superscript`` command."""
+
+from superscript.cli.commands import main
+
+main()
