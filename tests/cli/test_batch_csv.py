@@ -18,6 +18,7 @@ from superscript.cli.csv_rows import CsvError
 from tests.cli.runner import FEE_HEADER
 from tests.processes import free_port
 
+
 def submit(tmp_path: Path, content: str | bytes, *args: str) -> Result:
     """``superscript batch submit`` of a file holding ``content``, to an API nobody
     listens at (``cannot reach the API``, exit 1, once the file is found good)."""
