@@ -1,6 +1,6 @@
 """Settings: the contract's defaults, SUPERSCRIPT_* variables, flags on top, exposure.
 
-The Temporal connection they lead to is in ``test_temporal_client``; ``superscript api``
+The Temporal connection they lead to is in ``temporal/test_client``; ``superscript api``
 refusing what they refuse, in ``cli/test_api_command``."""
 
 from __future__ import annotations

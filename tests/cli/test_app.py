@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from superscript.cli import app
+from tests.processes import SUPERSCRIPT
 
-SUPERSCRIPT = Path(sys.executable).parent / "superscript"
 # The options of the contract each service command uses, and no other.
 UP_OPTIONS = {
     "--host",
