@@ -5,14 +5,26 @@ attempt, a cancel reaches the work), and ``beating``, the loop under it, on its 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from superscript.temporal.heartbeat import beating
 from tests.conftest import unique
 from tests.leftovers import until
 from tests.temporal.probes import ActivityProbe, Call, Probes
+
+
+async def start_activity_probe(
+    client: Client, task_queue: str, activity: str, attempts: int = 1
+) -> WorkflowHandle[Any, Any]:
+    """An ``ActivityProbe`` run of ``activity`` on the probes' worker."""
+    call = Call(activity=activity, attempts=attempts)
+    return await client.start_workflow(
+        ActivityProbe.run, call, id=unique("HELPERS-WF"), task_queue=task_queue
+    )
+
 
 # --- heartbeating, in an activity -------------------------------------------------------
 
@@ -21,12 +33,7 @@ async def test_heartbeat_details_reach_the_next_attempt(
     client: Client, probes: tuple[str, Probes]
 ) -> None:
     task_queue, _ = probes
-    handle = await client.start_workflow(
-        ActivityProbe.run,
-        Call(activity="helpers_details_then_fail", attempts=2),
-        id=unique("HELPERS-WF"),
-        task_queue=task_queue,
-    )
+    handle = await start_activity_probe(client, task_queue, "helpers_details_then_fail", 2)
     assert await handle.result() == ["progress", 7]
 
 
@@ -34,12 +41,7 @@ async def test_a_cancelled_activity_cancels_its_work_and_waits_for_it(
     client: Client, probes: tuple[str, Probes]
 ) -> None:
     task_queue, activities = probes
-    handle = await client.start_workflow(
-        ActivityProbe.run,
-        Call(activity="helpers_wait_until_cancelled"),
-        id=unique("HELPERS-WF"),
-        task_queue=task_queue,
-    )
+    handle = await start_activity_probe(client, task_queue, "helpers_wait_until_cancelled")
     await until(lambda: "started" in activities.events, "the activity started", 30)
 
     await handle.cancel()
