@@ -13,9 +13,9 @@ from bench.sizes import Sizes
 from bench.stack import Stack
 from bench.workload import bounded, order
 from superscript.batches.client import FEE_CHUNK_SIZE, WINDOW
-from superscript.batches.models import FeeItem, ScriptItem
+from superscript.batches.models import BatchItem
 from superscript.batches.store import BatchStore
-from superscript.ledger import Decider
+from superscript.ledger import Decider, FeeOrder
 
 
 async def measure_ledger(stack: Stack, sizes: Sizes, report: Report) -> None:
@@ -69,8 +69,8 @@ async def measure_batch_store(stack: Stack, sizes: Sizes, report: Report) -> Non
     """
     store = BatchStore(stack.the_ledger())
     batch_id = f"{stack.run_id}-store-e"
-    items: list[FeeItem | ScriptItem] = [
-        FeeItem(order_id=fee.order_id, account_id=fee.account_id, amount=fee.amount)
+    items: list[BatchItem] = [
+        FeeOrder(order_id=fee.order_id, account_id=fee.account_id, amount=fee.amount)
         for fee in (order(stack, "es", i) for i in range(sizes.batch))
     ]
     bounds = [

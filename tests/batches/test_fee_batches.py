@@ -6,7 +6,6 @@ from typing import Any
 
 from temporalio.client import Client
 
-from superscript.batches.models import FeeItem
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider, FeeOrder
 from tests.batches.submitting import finish, submit
@@ -148,7 +147,7 @@ async def test_chunk_retried_after_commit_applies_nothing_twice(api: Api) -> Non
     await api.ledger.create_account(account_id, 1_000)
     store = BatchStore(api.ledger)
     batch_id = unique("batch")
-    items = [FeeItem(order_id=unique("order"), account_id=account_id, amount=7) for _ in range(10)]
+    items = [FeeOrder(order_id=unique("order"), account_id=account_id, amount=7) for _ in range(10)]
     await store.create(batch_id, "fee", None, items)
     decider = Decider(workflow_id=f"BATCH-WF-{batch_id}", run_id="r1")
 

@@ -9,9 +9,10 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from superscript.batches.models import FeeItem, ItemDone, ScriptItem
-from superscript.batches.store import BatchStore, _item_json, items_digest
-from superscript.ledger import Decider, Ledger
+from superscript.batches.models import BatchItem, ItemDone, ScriptItem
+from superscript.batches.store import BatchStore
+from superscript.batches.storing import _item_json, items_digest
+from superscript.ledger import Decider, FeeOrder, Ledger
 from tests.conftest import unique
 
 ids = st.one_of(
@@ -26,19 +27,19 @@ def test_fee_item_text_is_json_dumps_byte_for_byte(
     order_id: str, account_id: str, amount: int
 ) -> None:
     """Stored digests stay valid: the same items must keep giving the same fingerprint."""
-    item = FeeItem(order_id=order_id, account_id=account_id, amount=amount)
+    item = FeeOrder(order_id=order_id, account_id=account_id, amount=amount)
     assert _item_json(item) == json.dumps(item.model_dump(), separators=(",", ":"))
 
 
 def test_digest_is_the_documented_fingerprint() -> None:
-    items: list[FeeItem | ScriptItem] = [
-        FeeItem(order_id=f"o-{i}", account_id="acc-1", amount=i + 1) for i in range(25_001)
+    items: list[BatchItem] = [
+        FeeOrder(order_id=f"o-{i}", account_id="acc-1", amount=i + 1) for i in range(25_001)
     ]
     expected = hashlib.sha256(b"fee\n\n")
     for item in items:
         expected.update(json.dumps(item.model_dump(), separators=(",", ":")).encode() + b"\n")
     assert items_digest("fee", None, items) == expected.hexdigest()
-    changed = [*items[:-1], FeeItem(order_id="o-25000", account_id="acc-1", amount=1)]
+    changed = [*items[:-1], FeeOrder(order_id="o-25000", account_id="acc-1", amount=1)]
     assert items_digest("fee", None, changed) != expected.hexdigest()
 
 
@@ -50,15 +51,15 @@ async def test_chunk_records_each_items_own_outcome(ledger: Ledger) -> None:
     await ledger.create_account(poor_b, 4)
     repeat = unique("order")
     items = [
-        FeeItem(order_id=unique("order"), account_id=rich, amount=10),
-        FeeItem(order_id=repeat, account_id=rich, amount=5),
-        FeeItem(order_id=unique("order"), account_id=poor_a, amount=50),
-        FeeItem(order_id=unique("order"), account_id=poor_b, amount=50),
-        FeeItem(order_id=unique("order"), account_id=poor_b, amount=50),
-        FeeItem(order_id=repeat, account_id=rich, amount=5),
-        FeeItem(order_id=unique("order"), account_id=ghost, amount=1),
-        FeeItem(order_id=unique("order"), account_id=rich, amount=20),
-        FeeItem(order_id=unique("order"), account_id=ghost, amount=2),
+        FeeOrder(order_id=unique("order"), account_id=rich, amount=10),
+        FeeOrder(order_id=repeat, account_id=rich, amount=5),
+        FeeOrder(order_id=unique("order"), account_id=poor_a, amount=50),
+        FeeOrder(order_id=unique("order"), account_id=poor_b, amount=50),
+        FeeOrder(order_id=unique("order"), account_id=poor_b, amount=50),
+        FeeOrder(order_id=repeat, account_id=rich, amount=5),
+        FeeOrder(order_id=unique("order"), account_id=ghost, amount=1),
+        FeeOrder(order_id=unique("order"), account_id=rich, amount=20),
+        FeeOrder(order_id=unique("order"), account_id=ghost, amount=2),
     ]
     store = BatchStore(ledger)
     batch_id = unique("batch")
@@ -95,9 +96,7 @@ async def test_chunk_records_each_items_own_outcome(ledger: Ledger) -> None:
 async def test_recording_the_same_ends_twice_counts_them_once(ledger: Ledger) -> None:
     store = BatchStore(ledger)
     batch_id = unique("batch")
-    items: list[FeeItem | ScriptItem] = [
-        ScriptItem(order_id=unique("order"), args=[str(i)]) for i in range(4)
-    ]
+    items: list[BatchItem] = [ScriptItem(order_id=unique("order"), args=[str(i)]) for i in range(4)]
     await store.create(batch_id, "script", "collect", items)
     ends = [
         ItemDone(seq=0, status="succeeded", outcome="succeeded", exit_code=0),
@@ -125,8 +124,8 @@ async def test_concurrent_writers_of_one_process_all_commit(ledger: Ledger) -> N
     await ledger.create_account(account_id, 10_000)
     store = BatchStore(ledger)
     batch_id = unique("batch")
-    items: list[FeeItem | ScriptItem] = [
-        FeeItem(order_id=unique("order"), account_id=account_id, amount=1) for _ in range(400)
+    items: list[BatchItem] = [
+        FeeOrder(order_id=unique("order"), account_id=account_id, amount=1) for _ in range(400)
     ]
     await store.create(batch_id, "fee", None, items)
     decider = Decider(workflow_id="wf")
@@ -147,8 +146,8 @@ async def test_chunk_over_partly_decided_items_changes_only_the_pending(ledger: 
     rich, poor = unique("rich"), unique("poor")
     await ledger.create_account(rich, 1_000)
     await ledger.create_account(poor, 0)
-    items: list[FeeItem | ScriptItem] = [
-        FeeItem(order_id=unique("order"), account_id=poor if i == 1 else rich, amount=10)
+    items: list[BatchItem] = [
+        FeeOrder(order_id=unique("order"), account_id=poor if i == 1 else rich, amount=10)
         for i in range(8)
     ]
     store = BatchStore(ledger)

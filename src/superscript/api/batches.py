@@ -21,7 +21,7 @@ from superscript.api.schemas import (
 )
 from superscript.api.scripts import script_spec
 from superscript.batches.client import ensure_batch_workflow
-from superscript.batches.models import Batch, FeeItem, ScriptItem
+from superscript.batches.models import Batch, BatchItem
 from superscript.batches.store import BatchStore
 from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
 from superscript.ledger import LedgerError
@@ -51,8 +51,8 @@ def _status(batch: Batch) -> BatchStatusBody:
 async def submit_batch(body: BatchRequest, svc: ServicesDep) -> JSONResponse:
     """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op."""
     store = BatchStore(svc.ledger)
-    # The request's items are the store's FeeItem/ScriptItem already: no copy per item.
-    items: list[FeeItem | ScriptItem]
+    # The request's items are the store's FeeOrder/ScriptItem already: no copy per item.
+    items: list[BatchItem]
     script: str | None = None
     if isinstance(body, FeeBatchRequest):
         items = list(body.items)

@@ -9,7 +9,7 @@ from fastapi import Path, Query
 from fastapi.params import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from superscript.batches.models import FeeItem, ScriptItem
+from superscript.batches.models import ScriptItem
 from superscript.contract import (
     ARG_PATTERN,
     ARG_RULE,
@@ -31,6 +31,7 @@ from superscript.contract import (
     arg_problem,
     args_problem,
 )
+from superscript.ledger import FeeOrder
 
 # Re-exported: older code and tests import these from here.
 __all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT"]
@@ -188,8 +189,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return responses
 
 
-class FeeItemIn(Strict, FeeItem):
-    """A ``FeeItem`` as validated from the request: the store takes it as it is."""
+class FeeItemIn(Strict, FeeOrder):
+    """A ``FeeOrder`` as validated from the request: the store takes it as it is."""
 
     order_id: Identifier
     account_id: Identifier

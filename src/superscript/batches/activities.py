@@ -16,6 +16,7 @@ from superscript.batches.models import (
     RecordItemsInput,
     ScriptPlan,
 )
+from superscript.batches.planning import plan_script_chunk
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
 from superscript.scripts.client import not_recorded, recorded_run, script_handle, started_for
@@ -59,8 +60,8 @@ class BatchActivities:
         key's own ID instead (joining the other key's run would wait for it forever).
         """
         plan = await heartbeating(
-            self.store.plan_script_chunk(
-                input.batch_id, input.start, input.end, self.registry, self.runs
+            plan_script_chunk(
+                self.store.ledger, input.batch_id, input.start, input.end, self.registry, self.runs
             )
         )
         runs = [await self._own_workflow(plan.script, run) for run in plan.runs]

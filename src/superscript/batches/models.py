@@ -1,4 +1,7 @@
-"""Batch items as submitted, batch progress, and the inputs of the batch workflow."""
+"""Batch items as submitted, batch progress, and the inputs of the batch workflow.
+
+A fee item is the ledger's ``FeeOrder`` itself: what a batch stores is what it applies.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from superscript.ledger.models import FeeOrder
+
 BatchKind = Literal["fee", "script"]
 ItemStatus = Literal["pending", "succeeded", "replayed", "failed"]
+# How an item ends: every status but ``pending``.
+EndStatus = Literal["succeeded", "replayed", "failed"]
 WORKFLOW_ID_PREFIX = "BATCH-WF-"
 
 
@@ -15,19 +22,15 @@ def batch_workflow_id(batch_id: str) -> str:
     return f"{WORKFLOW_ID_PREFIX}{batch_id}"
 
 
-class FeeItem(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    order_id: str
-    account_id: str
-    amount: int
-
-
 class ScriptItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     order_id: str
     args: list[str]
+
+
+# One submitted item: of a fee batch, or of a script batch.
+BatchItem = FeeOrder | ScriptItem
 
 
 class Counts(BaseModel):
@@ -171,10 +174,10 @@ class ScriptPlan(BaseModel):
 
 
 class ItemDone(BaseModel):
-    """One item's end, as the batch workflow saw it."""
+    """One item's end: as a fee chunk decided it, or as the batch workflow saw it."""
 
     seq: int
-    status: Literal["succeeded", "replayed", "failed"]
+    status: EndStatus
     outcome: str | None
     exit_code: int | None = None
     detail: str | None = None

@@ -1,5 +1,10 @@
-"""The ledger: accounts and per-order outcomes, the only code that changes money."""
+"""The ledger: accounts and per-order outcomes, the only code that changes money.
 
+Orders are applied through ``Ledger.apply_fee``/``apply_fees``, or, for a caller that
+records their outcomes in rows of its own (a fee batch), ``Ledger.in_fee_transaction``.
+"""
+
+from superscript.ledger.apply import FeeResult, FeeTransaction
 from superscript.ledger.errors import (
     AccountExists,
     AccountNotFound,
@@ -18,6 +23,8 @@ __all__ = [
     "Decider",
     "FeeOrder",
     "FeeOutcome",
+    "FeeResult",
+    "FeeTransaction",
     "IdempotencyKeyReused",
     "InsufficientFunds",
     "Ledger",

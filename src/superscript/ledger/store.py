@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from superscript.db.engine import create_engine, is_sqlite, write_transaction
 from superscript.db.identity import identity_of
 from superscript.db.migrate import migrate
 from superscript.ledger import schema
-from superscript.ledger.apply import apply_orders_in
+from superscript.ledger.apply import FeeTransaction
 from superscript.ledger.errors import (
     AccountExists,
     AccountNotFound,
@@ -22,7 +23,13 @@ from superscript.ledger.errors import (
 )
 from superscript.ledger.models import Account, Applied, Decider, FeeOrder, FeeOutcome
 
-__all__ = ["Account", "Applied", "Decider", "FeeOrder", "FeeOutcome", "Ledger"]
+__all__ = ["Account", "Applied", "Decider", "FeeOrder", "FeeOutcome", "FeeTransaction", "Ledger"]
+
+# Transactions of fee orders are tried this often when concurrent writers keep deciding
+# one of their orders first.
+CONFLICT_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class Ledger:
@@ -92,21 +99,46 @@ class Ledger:
         return results[0]
 
     async def apply_fees(self, orders: Sequence[FeeOrder], decider: Decider) -> list[Applied]:
-        """Apply many orders in one transaction; each is decided at most once."""
-        for _attempt in range(3):
+        """Apply many orders in one transaction; each is decided at most once.
+
+        Raises ``IdempotencyKeyReused`` (and applies none of them) when one of them was
+        decided with another account or amount.
+        """
+
+        async def all_or_none(fees: FeeTransaction) -> list[Applied]:
+            results = await fees.apply(orders)
+            conflicts = [r for r in results if isinstance(r, IdempotencyKeyReused)]
+            if conflicts:
+                raise conflicts[0]
+            return [r for r in results if isinstance(r, Applied)]
+
+        return await self.in_fee_transaction(decider, all_or_none, what="fee outcomes")
+
+    async def in_fee_transaction(
+        self,
+        decider: Decider,
+        work: Callable[[FeeTransaction], Awaitable[T]],
+        *,
+        what: str,
+    ) -> T:
+        """Run ``work`` in one write transaction, the only way orders are applied.
+
+        ``work`` applies its orders through the ``FeeTransaction`` it is given and may
+        write its own record of their outcomes on its ``conn``: all of it commits at once.
+        When a concurrent writer decided one of the orders first, everything is rolled
+        back and ``work`` runs again in a new transaction (it must read what it needs in
+        there), up to ``CONFLICT_ATTEMPTS`` times; ``what`` names it if all of them fail.
+        """
+        for _attempt in range(CONFLICT_ATTEMPTS):
             try:
                 async with self.write() as conn:
-                    results = await apply_orders_in(conn, orders, decider)
-                    conflicts = [r for r in results if isinstance(r, IdempotencyKeyReused)]
-                    if conflicts:
-                        raise conflicts[0]
-                    return [r for r in results if isinstance(r, Applied)]
+                    return await work(FeeTransaction(conn, decider))
             except IntegrityError:
                 # A concurrent transaction recorded one of these orders first (PostgreSQL
                 # only: SQLite writers are serialised). Everything here was rolled back;
                 # the next attempt finds that outcome and replays it.
                 continue
-        raise RuntimeError("fee outcomes kept conflicting; giving up after 3 attempts")
+        raise RuntimeError(f"{what} kept conflicting; giving up after {CONFLICT_ATTEMPTS} attempts")
 
     async def naive_deduct(self, order: FeeOrder) -> Account:
         """The seed's DeductFee: deduct every time it is called. Kept to show the problem."""

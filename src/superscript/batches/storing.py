@@ -1,0 +1,136 @@
+"""Storing a submitted batch: its fingerprint, and its items in bulk, in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from superscript.batches.models import Batch, BatchItem, BatchKind, batch_workflow_id
+from superscript.batches.reading import get_batch
+from superscript.batches.schema import batch_items, batches
+from superscript.contract import ID_RE
+from superscript.ledger import FeeOrder, IdempotencyKeyReused, Ledger
+
+INSERT_ROWS_PER_STATEMENT = 5_000
+DIGEST_LINES_PER_UPDATE = 10_000
+# Identifiers of the contract are the same in JSON as in an f-string (no quote, no escape).
+_PLAIN_ID = ID_RE
+
+ITEM_COLUMNS = ("batch_id", "seq", "order_id", "status", "account_id", "amount", "args")
+_INSERT_ITEMS_SQL = (
+    f"INSERT INTO batch_items ({', '.join(ITEM_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ITEM_COLUMNS)})"
+)
+
+
+def _item_json(item: BatchItem) -> str:
+    """The item as compact JSON; for plain fee items without ``json.dumps`` (which was about
+    half of what storing the items cost), byte for byte the same text."""
+    if (
+        isinstance(item, FeeOrder)
+        and type(item.amount) is int
+        and _PLAIN_ID.fullmatch(item.order_id)
+        and _PLAIN_ID.fullmatch(item.account_id)
+    ):
+        return (
+            f'{{"order_id":"{item.order_id}","account_id":"{item.account_id}",'
+            f'"amount":{item.amount}}}'
+        )
+    return json.dumps(item.model_dump(), separators=(",", ":"))
+
+
+def items_digest(kind: BatchKind, script: str | None, items: Sequence[BatchItem]) -> str:
+    """A fingerprint of what was submitted: the same batch ID must mean the same items."""
+    digest = hashlib.sha256(f"{kind}\n{script or ''}\n".encode())
+    for start in range(0, len(items), DIGEST_LINES_PER_UPDATE):
+        part = items[start : start + DIGEST_LINES_PER_UPDATE]
+        digest.update("".join(_item_json(item) + "\n" for item in part).encode())
+    return digest.hexdigest()
+
+
+async def create_batch(
+    ledger: Ledger,
+    batch_id: str,
+    kind: BatchKind,
+    script: str | None,
+    items: Sequence[BatchItem],
+) -> tuple[Batch, bool]:
+    """Store a new batch, or return the existing one (False) if the items are the same.
+
+    Raises ``IdempotencyKeyReused`` when ``batch_id`` was used for other items.
+    """
+    digest = items_digest(kind, script, items)
+    existing = await get_batch(ledger, batch_id)
+    if existing is None:
+        try:
+            async with ledger.write() as conn:
+                await _insert_batch(conn, batch_id, kind, script, items, digest)
+            created = await get_batch(ledger, batch_id)
+            assert created is not None
+            return created, True
+        except IntegrityError:
+            existing = await get_batch(ledger, batch_id)
+            if existing is None:
+                raise
+    async with ledger.engine.connect() as conn:
+        stored_digest = await conn.scalar(
+            select(batches.c.items_digest).where(batches.c.batch_id == batch_id)
+        )
+    if stored_digest != digest:
+        raise IdempotencyKeyReused(
+            f"batch {batch_id!r} was already submitted with other items; nothing was changed"
+        )
+    return existing, False
+
+
+async def _insert_batch(
+    conn: AsyncConnection,
+    batch_id: str,
+    kind: BatchKind,
+    script: str | None,
+    items: Sequence[BatchItem],
+    digest: str,
+) -> None:
+    await conn.execute(
+        batches.insert().values(
+            batch_id=batch_id,
+            kind=kind,
+            script=script,
+            total=len(items),
+            items_digest=digest,
+            workflow_id=batch_workflow_id(batch_id),
+            status="running",
+        )
+    )
+    for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
+        chunk = items[start : start + INSERT_ROWS_PER_STATEMENT]
+        await _insert_items(
+            conn, [_item_row(batch_id, start + offset, item) for offset, item in enumerate(chunk)]
+        )
+
+
+def _item_row(batch_id: str, seq: int, item: BatchItem) -> tuple[object, ...]:
+    if isinstance(item, FeeOrder):
+        return (batch_id, seq, item.order_id, "pending", item.account_id, item.amount, None)
+    return (batch_id, seq, item.order_id, "pending", None, None, json.dumps(item.args))
+
+
+async def _insert_items(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
+    """Rows straight to the driver: COPY on PostgreSQL, one prepared statement on SQLite.
+
+    SQLAlchemy's own executemany spends more time on each row's parameters than the
+    database spends storing it. On PostgreSQL the caller's transaction has already run a
+    statement, so COPY runs inside it (asyncpg begins SQLAlchemy's transaction lazily).
+    """
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(batch_items.name, records=rows, columns=ITEM_COLUMNS)
+    else:
+        await conn.exec_driver_sql(_INSERT_ITEMS_SQL, rows)
