@@ -25,6 +25,7 @@ from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
 from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.temporal.heartbeat import heartbeating
+from superscript.testing_hooks import failpoint
 
 # How often a waiting activity tells Temporal it is still alive (chunk activities beat
 # every ``heartbeat.EVERY_SECONDS``, inside their 10 s heartbeat timeout).
@@ -47,9 +48,11 @@ class BatchActivities:
         """Charge a chunk of fee items; a retry after commit finds them decided."""
         info = activity.info()
         decider = Decider(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
-        return await heartbeating(
+        counts = await heartbeating(
             self.store.apply_fee_chunk(input.batch_id, input.start, input.end, decider)
         )
+        await failpoint("fee-chunk-after-commit")
+        return counts
 
     @activity.defn(name="plan_script_chunk")
     async def plan_script_chunk(self, input: ChunkInput) -> ScriptPlan:
