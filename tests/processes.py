@@ -122,12 +122,12 @@ class Stack:
         self.workers.append(worker)
         return worker
 
-    def replace_worker(self, slot: int) -> Service:
+    def replace_worker(self, slot: int, extra_env: Mapping[str, str] | None = None) -> Service:
         """SIGKILL the worker in ``slot`` and start a fresh one in its place at once."""
         old = self.workers[slot]
         old.kill()
         self.retired.append(old)
-        self.workers[slot] = self._start("worker")
+        self.workers[slot] = self._start("worker", extra_env)
         return self.workers[slot]
 
     async def restart_api(self, grace: float = 40.0) -> int:

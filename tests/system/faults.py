@@ -126,6 +126,56 @@ async def kill_workers_during(
     return killed
 
 
+CHUNK_FREEZE = "fee-chunk-after-commit"
+
+
+def arm_workers(stack: Stack, marker_dir: Path) -> dict[str, str]:
+    """Replace every worker by one armed with :data:`CHUNK_FREEZE`; the arming environment.
+
+    Done before the batch is submitted, so no chunk can reach an unarmed worker.
+    """
+    armed = {"SUPERSCRIPT_FAILPOINTS": CHUNK_FREEZE, "SUPERSCRIPT_FAILPOINT_DIR": str(marker_dir)}
+    for slot in range(len(stack.workers)):
+        stack.replace_worker(slot, armed)
+    return armed
+
+
+async def kill_frozen_workers(
+    stack: Stack, kills: int, armed: dict[str, str], seconds: float = 180.0
+) -> int:
+    """Exactly ``kills`` SIGKILLs, each of a worker frozen right after a fee chunk committed.
+
+    Armed workers (:func:`arm_workers`) add their pid to the marker as they freeze; each
+    frozen one is killed and replaced at once by a fresh worker, armed while more kills are
+    due, so the last ones are unarmed and the batch can end. Temporal never hears of those
+    chunks' completion: each kill is followed by a retry that must find its chunk decided.
+    The kills follow the freezes, not the clock, so they all happen however fast the
+    machine is.
+    """
+    marker = Path(armed["SUPERSCRIPT_FAILPOINT_DIR"]) / f"{CHUNK_FREEZE}.hit"
+    armed_running, killed, seen = len(stack.workers), 0, set[int]()
+
+    async def frozen() -> bool:
+        return marker.exists() and bool(set(_pids(marker)) - seen)
+
+    while killed < kills:
+        await wait_until(
+            frozen, f"a worker frozen after a chunk ({killed} killed)", seconds, *stack.workers
+        )
+        for pid in set(_pids(marker)) - seen:
+            seen.add(pid)
+            slot = next(n for n, w in enumerate(stack.workers) if w.process.pid == pid)
+            killed, armed_running = killed + 1, armed_running - 1
+            arm = killed + armed_running < kills
+            stack.replace_worker(slot, armed if arm else None)
+            armed_running += arm
+    return killed
+
+
+def _pids(marker: Path) -> list[int]:
+    return [int(line) for line in marker.read_text().split()]
+
+
 def journal_entries(books: Ledger, accounts: list[str]) -> Callable[[], Awaitable[int]]:
     """Progress of fee orders on ``accounts``: how many journal entries they have so far."""
 
@@ -137,14 +187,6 @@ def journal_entries(books: Ledger, accounts: list[str]) -> Callable[[], Awaitabl
         return int(found or 0)
 
     return count
-
-
-def batch_progress(http: httpx.AsyncClient, batch_id: str) -> Callable[[], Awaitable[int]]:
-    async def decided() -> int:
-        status = (await http.get(f"/batches/{batch_id}")).json()
-        return int(status["total"] - status["pending"])
-
-    return decided
 
 
 # --- the task queue's pollers ------------------------------------------------------
