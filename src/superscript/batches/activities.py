@@ -19,11 +19,10 @@ from superscript.batches.models import (
 from superscript.batches.planning import plan_script_chunk
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
-from superscript.scripts.client import not_recorded, recorded_run, script_handle, started_for
-from superscript.scripts.models import ScriptRunResult, script_workflow_id
+from superscript.scripts.client import not_recorded, recorded_run, script_handle, workflow_for
+from superscript.scripts.models import ScriptRunResult
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
-from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.temporal.heartbeat import heartbeating
 from superscript.testing_hooks import failpoint
 
@@ -71,15 +70,10 @@ class BatchActivities:
         return plan.model_copy(update={"runs": runs})
 
     async def _own_workflow(self, script: str, run: PlannedRun) -> PlannedRun:
-        own = script_workflow_id(script, run.order_id)
-        if run.workflow_id is None or run.workflow_id == own:
+        if run.workflow_id is None:
             return run
-        handle = self.client.get_workflow_handle_for(
-            SinglePaymentCollectionWorkflow.run, run.workflow_id
-        )
-        if await started_for(self.client, handle) == (script, run.order_id):
-            return run
-        return run.model_copy(update={"workflow_id": own})
+        chosen = await workflow_for(self.client, script, run.order_id, run.workflow_id)
+        return run if chosen == run.workflow_id else run.model_copy(update={"workflow_id": chosen})
 
     @activity.defn(name="record_batch_items")
     async def record_batch_items(self, input: RecordItemsInput) -> Counts:

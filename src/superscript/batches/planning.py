@@ -1,8 +1,8 @@
 """Planning a chunk of script items: claim each key, decide what needs no run at all.
 
 The batch's side of a script run ends here; the run itself is the scripts package's:
-its registry (``Registry.get``), its records of each key (``ScriptRuns.claim``) and the
-workflow ID a key runs under (``script_workflow_id``), as ``scripts.client`` uses them.
+its registry (``Registry.get``) and its claim of each key (``scripts.client.claim_key``,
+which the API's runs use too).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts import Registry, ScriptNotFound
-from superscript.scripts.models import script_workflow_id
+from superscript.scripts.client import claim_key
 from superscript.scripts.records import ScriptRuns
 
 
@@ -67,7 +67,7 @@ async def _plan_item(
 ) -> ItemDone | PlannedRun:
     """The item's end when its key needs no run, else the run to start for it."""
     try:
-        record = await runs.claim(script, order_id, args, script_workflow_id(script, order_id))
+        record = await claim_key(runs, script, order_id, args)
     except IdempotencyKeyReused as exc:
         return ItemDone(seq=seq, status="failed", outcome=exc.code, detail=exc.detail)
     if record.result is not None:

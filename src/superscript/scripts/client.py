@@ -121,21 +121,37 @@ async def started_for(client: Client, handle: ScriptHandle) -> tuple[str, str] |
     return None
 
 
-async def recorded_run(client: Client, record: ScriptRunRecord) -> ScriptHandle | None:
-    """The workflow the key's record names, when it is not the key's ID and runs this key.
+async def claim_key(
+    runs: ScriptRuns, script: str, order_id: str, args: Sequence[str]
+) -> ScriptRunRecord:
+    """Insert-if-absent under the key's own workflow ID: the first args win, and other
+    args raise ``IdempotencyKeyReused`` (the API and a batch claim keys alike)."""
+    return await runs.claim(script, order_id, args, script_workflow_id(script, order_id))
+
+
+async def workflow_for(client: Client, script: str, order_id: str, recorded: str) -> str:
+    """The workflow ID that runs the key: ``recorded`` if it was started for this very key,
+    else the key's own.
 
     Records stored before ``SCRIPT-WF-{name}/{order_id}`` name an older, ambiguous ID
-    (``SCRIPT-WF-pay-x-1`` is both ``pay``/``x-1`` and ``pay-x``/``1``). Such a workflow is
-    joined only if it was started for this very key; one started for the other key
-    means this key's run never began, and None tells the caller to start it under the
-    key's own ID. None too when the record names the key's own ID.
+    (``SCRIPT-WF-pay-x-1`` is both ``pay``/``x-1`` and ``pay-x``/``1``). One started for
+    the other key means this key's run never began: it runs under its own ID (joining the
+    other key's run would answer, or wait, for the wrong key).
     """
-    if record.workflow_id == script_workflow_id(record.script, record.order_id):
+    own = script_workflow_id(script, order_id)
+    if recorded == own:
+        return own
+    handle = client.get_workflow_handle_for(SinglePaymentCollectionWorkflow.run, recorded)
+    return recorded if await started_for(client, handle) == (script, order_id) else own
+
+
+async def recorded_run(client: Client, record: ScriptRunRecord) -> ScriptHandle | None:
+    """The workflow the key's record names, when it is not the key's own ID and runs this
+    key (see ``workflow_for``); None tells the caller to use (start) the key's own."""
+    chosen = await workflow_for(client, record.script, record.order_id, record.workflow_id)
+    if chosen == script_workflow_id(record.script, record.order_id):
         return None
-    handle = client.get_workflow_handle_for(SinglePaymentCollectionWorkflow.run, record.workflow_id)
-    if await started_for(client, handle) != (record.script, record.order_id):
-        return None
-    return handle
+    return client.get_workflow_handle_for(SinglePaymentCollectionWorkflow.run, chosen)
 
 
 def result_of(record: ScriptRunRecord | None, workflow_id: str) -> ScriptRunResult:
@@ -170,10 +186,7 @@ async def request_script_run(
     """
     record = await runs.get(spec.name, order_id)
     if record is None:
-        # Insert-if-absent: the first args win; other args raise IdempotencyKeyReused.
-        record = await runs.claim(
-            spec.name, order_id, args, script_workflow_id(spec.name, order_id)
-        )
+        record = await claim_key(runs, spec.name, order_id, args)
     record.check_args(args)
     if record.result is not None:
         return record.result
