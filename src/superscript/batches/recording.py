@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from superscript.batches.models import Batch, Counts, ItemDone
 from superscript.batches.reading import get_batch
 from superscript.batches.schema import batch_items, batches
+from superscript.db.metadata import IN_LIST_SIZE
 from superscript.ledger import Ledger
-from superscript.ledger.apply import IN_LIST_SIZE
 
 # What an item's row says once it ended: status, outcome, exit code, detail.
 _End = tuple[str, str | None, int | None, str | None]

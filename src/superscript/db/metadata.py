@@ -1,4 +1,4 @@
-"""The one SQLAlchemy ``MetaData`` every table joins, and the column types they share."""
+"""The one SQLAlchemy ``MetaData`` every table joins, the column types and limits they share."""
 
 from __future__ import annotations
 
@@ -9,3 +9,6 @@ metadata = MetaData()
 ID = String(128)
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+# Bound parameters per IN (...) list: well inside SQLite's and PostgreSQL's limits.
+IN_LIST_SIZE = 500

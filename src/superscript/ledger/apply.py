@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from superscript.db.metadata import IN_LIST_SIZE
 from superscript.ledger import schema
 from superscript.ledger.errors import IdempotencyKeyReused
 from superscript.ledger.models import (
@@ -26,9 +27,6 @@ from superscript.ledger.models import (
     FeeStatus,
     decision_time,
 )
-
-# Bound parameters per IN (...) list: well inside SQLite's and PostgreSQL's limits.
-IN_LIST_SIZE = 500
 
 # What applying one order gives: its outcome, or the refusal of a reused key.
 FeeResult = Applied | IdempotencyKeyReused
