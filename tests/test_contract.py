@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from superscript import contract
 from superscript.api import limits
 from superscript.api.app import create_app
-from superscript.cli import csv_rows
+from superscript.batches import csv_rows
 from superscript.scripts import registry
 from superscript.settings import BUNDLED_SCRIPTS_DIR, Settings
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from superscript.batches.csv_rows import CsvError
 from superscript.cli import app
 from superscript.cli.csv_file import parse_csv, repeats_note
-from superscript.cli.csv_rows import CsvError
 from tests.cli.runner import FEE_HEADER
 from tests.processes import free_port
 

@@ -5,8 +5,8 @@
 - ``services``: ``up``, ``dev-server``, ``worker``, ``api``.
 - ``exits``: exit codes, SIGTERM, and the ``os._exit`` every process leaves by.
 - ``http``: the one client of the HTTP API (``batch`` and ``demo`` use it).
-- ``csv_file``: a CSV file read into a batch's items, every bad line reported.
-- ``csv_rows``: the kinds of rows (fee, script), each cell checked with the contract's rules.
+- ``csv_file``: a CSV file read into a batch's items, every bad line reported (the row
+  readers are ``superscript.batches.csv_rows``, shared with the API).
 - ``progress``: a batch's progress bar and tables.
 - ``batch``: ``batch submit`` and ``batch status``.
 - ``demo``: ``superscript demo``, its four stories and the stack it may start.

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Final
 import typer
 from rich.console import Console
 
+from superscript.batches.csv_rows import CsvError
 from superscript.cli import exits
 from superscript.cli.csv_file import Batch, parse_csv, repeats_note
-from superscript.cli.csv_rows import CsvError
 from superscript.cli.http import ApiClient, ApiError
 from superscript.cli.options import ApiUrl, console, load
 from superscript.cli.progress import counts_table, failed_table, wait_for_batch

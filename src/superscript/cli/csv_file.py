@@ -1,8 +1,8 @@
 """A CSV file read into one batch's items, every line checked before anything is sent.
 
-A file with bad rows gives no batch: :class:`~superscript.cli.csv_rows.CsvError` names
+A file with bad rows gives no batch: :class:`~superscript.batches.csv_rows.CsvError` names
 every bad line (the first 100: a line that is not UTF-8, a row that breaks the rules of
-its kind, see :mod:`superscript.cli.csv_rows`), so one run shows them all.
+its kind, see :mod:`superscript.batches.csv_rows`), so one run shows them all.
 
 Within one file, an item named twice is either a repeat (the same line again: sent as is,
 and the batch applies it once and counts the repeat ``replayed``; the reader notes it) or
@@ -16,17 +16,22 @@ import csv
 import hashlib
 import io
 import json
-import re
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from superscript.cli.csv_rows import MAX_REPORTED_LINES, CsvError, Rows, listing, rows_for
+from superscript.batches.csv_rows import (
+    MAX_REPORTED_LINES,
+    CsvError,
+    Rows,
+    check_width,
+    listing,
+    read_header,
+    rows_for,
+    undecoded_line,
+)
 from superscript.contract import MAX_BATCH_ITEMS
-
-# A byte that is not UTF-8, as ``surrogateescape`` keeps it: no UTF-8 text decodes to one.
-UNDECODED_RE: Final = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -88,17 +93,6 @@ def _decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8-sig", errors="surrogateescape"), True
 
 
-def _undecoded_line(line: int, row: list[str]) -> int | None:
-    """The line of the record's first byte that is not UTF-8 (a quoted cell may span lines)."""
-    newlines = 0
-    for cell in row:
-        found = UNDECODED_RE.search(cell)
-        if found:
-            return line + newlines + cell.count("\n", 0, found.start())
-        newlines += cell.count("\n")
-    return None
-
-
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """(first line number, cells) of every non-blank record; quoted fields may span lines."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -136,15 +130,9 @@ class _Reading:
             self.bad.append(CsvError(line, f"a batch holds at most {MAX_BATCH_ITEMS:,} rows"))
             return False
         try:
-            if self.undecoded and (where := _undecoded_line(line, row)) is not None:
+            if self.undecoded and (where := undecoded_line(line, row)) is not None:
                 raise CsvError(where, "not valid UTF-8 text")
-            if len(row) != len(self.header):
-                missing = "missing" if len(row) < len(self.header) else "extra"
-                raise CsvError(
-                    line,
-                    f"{len(row)} columns where the header has {len(self.header)} "
-                    f"({missing} columns)",
-                )
+            check_width(self.header, line, row)
             item = self.rows.item(self.header, line, row)
             # One dict operation per row: a new key takes the item's place, an old one
             # gives its first place (a million rows are read in seconds).
@@ -179,15 +167,7 @@ def read_batch(data: bytes, rows: Rows) -> Batch:
     """Validate the whole file; :class:`CsvError` names every bad line (up to 100)."""
     text, undecoded = _decode(data)
     records = _records(text)
-    first = next(records, None)
-    if first is None:
-        raise CsvError(None, "the file is empty: want a header line and at least one row")
-    header_line, header = first
-    if undecoded and (where := _undecoded_line(header_line, header)) is not None:
-        raise CsvError(where, "not valid UTF-8 text")
-    header = [name.strip() for name in header]
-    rows.check_header(header, header_line)
-
+    header = read_header(next(records, None), rows, undecoded)
     reading = _Reading(rows, header, undecoded)
     try:
         for line, row in records:

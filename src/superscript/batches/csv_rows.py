@@ -4,7 +4,9 @@ The rules come from ``superscript.contract``, so a row taken here is one the API
 Each kind of row is a :class:`Rows`: the header it wants, how a row becomes an item, and
 the column that names an item once. Fee rows (``order_id,account_id,amount``) and script
 rows (``order_id,ARG...``) are here; refund rows (``refund_id,order_id,amount``) take
-their place beside them. :mod:`superscript.cli.csv_file` reads a whole file with one.
+their place beside them. One copy for both readers: the CLI's
+(:mod:`superscript.cli.csv_file`, a whole file) and the API's
+(:mod:`superscript.batches.csv_stream`, a body read as it arrives).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ AMOUNT_MAX_DIGITS: Final = len(str(MAX_AMOUNT))
 FEE_HEADER: Final = ("order_id", "account_id", "amount")
 MAX_REPORTED_LINES: Final = 100
 """A file with more bad lines than this reports these first ones."""
+# A byte that is not UTF-8, as ``surrogateescape`` keeps it: no UTF-8 text decodes to one.
+UNDECODED_RE: Final = re.compile("[\udc80-\udcff]")
+SCRIPT_OPTION: Final = "--script"
+"""How the CLI names a script batch; the API names it ``kind=script&script=``."""
 
 
 def listing(entries: Sequence[object], what: str) -> str:
@@ -102,6 +108,39 @@ def check_arg(value: str, column: str, line: int) -> str:
 # --- the kinds of rows -----------------------------------------------------------------------
 
 
+def undecoded_line(line: int, row: list[str]) -> int | None:
+    """The line of the record's first byte that is not UTF-8 (a quoted cell may span lines)."""
+    newlines = 0
+    for cell in row:
+        found = UNDECODED_RE.search(cell)
+        if found:
+            return line + newlines + cell.count("\n", 0, found.start())
+        newlines += cell.count("\n")
+    return None
+
+
+def check_width(header: list[str], line: int, row: list[str]) -> None:
+    """:class:`CsvError` unless ``row`` has as many cells as ``header``."""
+    if len(row) != len(header):
+        missing = "missing" if len(row) < len(header) else "extra"
+        raise CsvError(
+            line,
+            f"{len(row)} columns where the header has {len(header)} ({missing} columns)",
+        )
+
+
+def read_header(first: tuple[int, list[str]] | None, rows: Rows, undecoded: bool) -> list[str]:
+    """The header's column names from the first record; :class:`CsvError` if it is not one."""
+    if first is None:
+        raise CsvError(None, "the file is empty: want a header line and at least one row")
+    line, header = first
+    if undecoded and (where := undecoded_line(line, header)) is not None:
+        raise CsvError(where, "not valid UTF-8 text")
+    names = [name.strip() for name in header]
+    rows.check_header(names, line)
+    return names
+
+
 class Rows(ABC):
     """One kind of batch row: the header it wants, and how a row becomes an item."""
 
@@ -109,6 +148,8 @@ class Rows(ABC):
     key: ClassVar[str] = "order_id"
     """The column that names an item: no two lines may give it other values."""
     script: str | None = None
+    option: str = SCRIPT_OPTION
+    """How the reader's user asks for a script batch (named in header refusals)."""
 
     @abstractmethod
     def check_header(self, header: list[str], line: int) -> None:
@@ -129,7 +170,7 @@ class FeeRows(Rows):
             raise CsvError(
                 line,
                 f"header {','.join(header)!r} is not 'order_id,account_id,amount' "
-                "(use --script NAME for a script batch)",
+                f"(use {self.option} NAME for a script batch)",
             )
 
     def item(self, header: list[str], line: int, row: list[str]) -> dict[str, Any]:
@@ -144,8 +185,9 @@ class ScriptRows(Rows):
 
     kind = "script"
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, option: str = SCRIPT_OPTION) -> None:
         self.script = script
+        self.option = option
 
     def check_header(self, header: list[str], line: int) -> None:
         if tuple(header) == FEE_HEADER:
@@ -154,7 +196,7 @@ class ScriptRows(Rows):
             raise CsvError(
                 line,
                 f"header 'order_id,account_id,amount' is a fee batch's header, not a "
-                f"script's: drop --script {self.script} to submit it as a fee batch",
+                f"script's: drop {self.option} {self.script} to submit it as a fee batch",
             )
         if not header or header[0] != "order_id":
             raise CsvError(line, "a script batch's header starts with 'order_id', then the args")
@@ -170,6 +212,10 @@ class ScriptRows(Rows):
         return {"order_id": order_id, "args": args}
 
 
-def rows_for(script: str | None) -> Rows:
-    """Fee rows, or the rows of a batch of ``script``."""
-    return FeeRows() if script is None else ScriptRows(script)
+def rows_for(script: str | None, option: str = SCRIPT_OPTION) -> Rows:
+    """Fee rows, or the rows of a batch of ``script``; ``option`` is how a user asks for one."""
+    if script is None:
+        rows: Rows = FeeRows()
+        rows.option = option
+        return rows
+    return ScriptRows(script, option)
