@@ -102,6 +102,24 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
+def csv_batch(case: AnyCase, known: Known, data: st.DataObject) -> None:
+    """A positive CSV batch: a schema can't say that the query's kind and the header row
+    agree (a random text is no batch), so both are drawn here, the rows naming known things."""
+    count = data.draw(st.integers(1, 3), label="csv rows")
+    order_ids = [f"csv-{data.draw(st.integers(0, 10**12))}" for _ in range(count)]
+    query = {"batch_id": f"csv-batch-{data.draw(st.integers(0, 10**12))}"}
+    if data.draw(st.booleans(), label="fee csv"):
+        query["kind"] = "fee"
+        rich = known.accounts[0]
+        lines = ["order_id,account_id,amount"]
+        lines += [f"{o},{rich},{data.draw(st.integers(1, SMALL_AMOUNT))}" for o in order_ids]
+    else:
+        query |= {"kind": "script", "script": data.draw(st.sampled_from(known.safe_scripts))}
+        lines = ["order_id,arg", *(f"{o},x" for o in order_ids)]
+    case.query = query
+    case.body = "\n".join(lines) + "\n"
+
+
 def refer_to_known(case: AnyCase, known: Known, data: st.DataObject) -> None:
     """Point part of the positive cases at things that exist; keep scripts off the slow one."""
     path = case.operation.path
@@ -111,6 +129,9 @@ def refer_to_known(case: AnyCase, known: Known, data: st.DataObject) -> None:
     body = case.body if isinstance(case.body, dict) else None
     if path in ("/naive/scripts/{name}/runs", "/scripts/{name}/runs") and _is_positive(case):
         params["name"] = data.draw(st.sampled_from([*known.safe_scripts, *UNKNOWN_SCRIPTS]))
+    if path == "/batches" and case.media_type == "text/csv" and _is_positive(case):
+        csv_batch(case, known, data)
+        return
     if not _is_positive(case) or not data.draw(st.booleans(), label="refer to known"):
         return
 

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from superscript.api.batch_accept import accept_batch
+from superscript.api.batch_csv import CSV_OPENAPI, CsvOrJsonRoute
 from superscript.api.deps import Services, ServicesDep
 from superscript.api.problems import Problem
 from superscript.api.schemas import (
@@ -20,13 +22,14 @@ from superscript.api.schemas import (
     problem_responses,
 )
 from superscript.api.scripts import script_spec
-from superscript.batches.client import ensure_batch_workflow
 from superscript.batches.models import Batch, BatchItem
 from superscript.batches.store import BatchStore
+from superscript.batches.storing import staged_list
 from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
-from superscript.ledger import LedgerError
 
 router = APIRouter(tags=["batches"])
+# POST /batches reads a CSV body itself, as it arrives: its route dispatches on the type.
+submit_router = APIRouter(tags=["batches"], route_class=CsvOrJsonRoute)
 
 
 def _status(batch: Batch) -> BatchStatusBody:
@@ -42,15 +45,19 @@ def _status(batch: Batch) -> BatchStatusBody:
     )
 
 
-@router.post(
+@submit_router.post(
     "/batches",
     status_code=202,
     response_model=BatchAccepted,
     responses=problem_responses(401, 404, 413, 422),
+    openapi_extra=CSV_OPENAPI,
 )
 async def submit_batch(body: BatchRequest, svc: ServicesDep) -> JSONResponse:
-    """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op."""
-    store = BatchStore(svc.ledger)
+    """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op.
+
+    The same batch may be sent as CSV (``text/csv``, ``?batch_id=&kind=`` and ``&script=``
+    for scripts; the header row names the columns): it is read as it arrives.
+    """
     # The request's items are the store's FeeOrder/ScriptItem already: no copy per item.
     items: list[BatchItem]
     script: str | None = None
@@ -60,19 +67,11 @@ async def submit_batch(body: BatchRequest, svc: ServicesDep) -> JSONResponse:
         script = body.script
         script_spec(svc.registry, script)  # a 404 before anything is stored
         items = list(body.items)
-    try:
-        batch, _created = await store.create(body.batch_id, body.kind, script, items)
-    except LedgerError as exc:
-        raise Problem.from_ledger(exc, batch_id=body.batch_id) from exc
-    await ensure_batch_workflow(svc.client, batch, svc.settings.task_queue)
-    accepted = BatchAccepted(
-        batch_id=batch.batch_id,
-        kind=batch.kind,
-        status=batch.status,
-        total=batch.total,
-        workflow_id=batch.workflow_id,
-    )
-    return JSONResponse(accepted.model_dump(), status_code=202)
+    staged = staged_list(body.kind, script, items)
+    return await accept_batch(svc, body.batch_id, body.kind, script, staged)
+
+
+router.include_router(submit_router)
 
 
 async def _batch(svc: Services, batch_id: str) -> Batch:

@@ -2,14 +2,18 @@
 
 The limit is sized per route: ``POST /batches`` takes up to a million items, every other
 route a small JSON object. Declared lengths are checked up front; chunked bodies are
-counted as they arrive, so no client can stream past the limit either.
+counted as they arrive, so no client can stream past the limit either. A CSV batch is read
+by its route as it arrives, so it is not buffered here: its chunks are counted as the
+route reads them, and one past the limit raises the 413 in the route (which stores
+nothing until the whole body is read and good).
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from superscript.api.problems import problem_response
+from superscript.api.content_type import keeps_its_type
+from superscript.api.problems import Problem, problem_response
 from superscript.contract import BATCH_BODY_LIMIT, DEFAULT_BODY_LIMIT, body_limit
 
 __all__ = ["BATCH_BODY_LIMIT", "DEFAULT_BODY_LIMIT", "BodyLimitMiddleware", "body_limit"]
@@ -29,6 +33,11 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse(scope, receive, send, limit)
+            return
+        if keeps_its_type(
+            scope["method"], scope["path"], dict(scope["headers"]).get(b"content-type")
+        ):
+            await self.app(scope, _counting(receive, limit), send)
             return
         chunks: list[Message] = []
         received = 0
@@ -53,8 +62,26 @@ class BodyLimitMiddleware:
         await self.app(scope, replaying_receive, send)
 
 
+def _counting(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises the 413 once the body read so far is past ``limit``."""
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise Problem(413, "payload_too_large", _too_large(limit))
+        return message
+
+    return counted
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body may be at most {limit} bytes"
+
+
 async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    response = problem_response(
-        413, "payload_too_large", f"the request body may be at most {limit} bytes"
-    )
+    response = problem_response(413, "payload_too_large", _too_large(limit))
     await response(scope, receive, send)

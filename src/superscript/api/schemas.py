@@ -220,6 +220,31 @@ class ScriptBatchRequest(Strict):
 BatchRequest = Annotated[FeeBatchRequest | ScriptBatchRequest, Field(discriminator="kind")]
 
 
+class FeeCsvBatchQuery(Strict):
+    """``?batch_id=&kind=fee`` of a CSV batch: the JSON body's fields but its items."""
+
+    batch_id: Identifier
+    kind: Literal["fee"]
+
+
+class ScriptCsvBatchQuery(Strict):
+    batch_id: Identifier
+    kind: Literal["script"]
+    script: Identifier
+
+
+class CsvBatchParams(BaseModel):
+    """The CSV query as a JSON request may carry it too: ignored, but never malformed."""
+
+    batch_id: Identifier | None = None
+    kind: Literal["fee", "script"] | None = None
+    script: Identifier | None = None
+
+
+CsvBatchQuery = Annotated[FeeCsvBatchQuery | ScriptCsvBatchQuery, Field(discriminator="kind")]
+"""Checked like the JSON body, so an unknown kind is refused with the JSON route's words."""
+
+
 class BatchAccepted(BaseModel):
     batch_id: str
     kind: Literal["fee", "script"]

@@ -33,8 +33,8 @@ MAX_REPORTED_LINES: Final = 100
 """A file with more bad lines than this reports these first ones."""
 # A byte that is not UTF-8, as ``surrogateescape`` keeps it: no UTF-8 text decodes to one.
 UNDECODED_RE: Final = re.compile("[\udc80-\udcff]")
-SCRIPT_OPTION: Final = "--script"
-"""How the CLI names a script batch; the API names it ``kind=script&script=``."""
+SCRIPT_OPTION: Final = "--script {name}"
+"""How the CLI asks for a script batch; the API's is ``kind=script&script={name}``."""
 
 
 def listing(entries: Sequence[object], what: str) -> str:
@@ -170,7 +170,7 @@ class FeeRows(Rows):
             raise CsvError(
                 line,
                 f"header {','.join(header)!r} is not 'order_id,account_id,amount' "
-                f"(use {self.option} NAME for a script batch)",
+                f"(use {self.option.format(name='NAME')} for a script batch)",
             )
 
     def item(self, header: list[str], line: int, row: list[str]) -> dict[str, Any]:
@@ -191,12 +191,13 @@ class ScriptRows(Rows):
 
     def check_header(self, header: list[str], line: int) -> None:
         if tuple(header) == FEE_HEADER:
+            option = self.option.format(name=self.script)
             # Run as a script batch, every row would be a script run that fails (or worse,
             # one that takes the account and amount for arguments): refuse it before.
             raise CsvError(
                 line,
                 f"header 'order_id,account_id,amount' is a fee batch's header, not a "
-                f"script's: drop {self.option} {self.script} to submit it as a fee batch",
+                f"script's: drop {option} to submit it as a fee batch",
             )
         if not header or header[0] != "order_id":
             raise CsvError(line, "a script batch's header starts with 'order_id', then the args")

@@ -37,6 +37,12 @@ class BatchStore:
         """
         return await storing.create_batch(self.ledger, batch_id, kind, script, items)
 
+    async def create_staged(
+        self, batch_id: str, kind: BatchKind, script: str | None, staged: storing.StagedItems
+    ) -> tuple[Batch, bool]:
+        """:meth:`create` of items staged outside memory (a CSV body, read as it came)."""
+        return await storing.create_staged_batch(self.ledger, batch_id, kind, script, staged)
+
     async def get(self, batch_id: str) -> Batch | None:
         return await reading.get_batch(self.ledger, batch_id)
 

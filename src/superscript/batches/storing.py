@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -44,13 +45,42 @@ def _item_json(item: BatchItem) -> str:
     return json.dumps(item.model_dump(), separators=(",", ":"))
 
 
+class ItemsDigest:
+    """A fingerprint of what was submitted, fed as the items come: the same items in the same
+    order give the same value however they arrive (one JSON list, or CSV rows in chunks)."""
+
+    def __init__(self, kind: BatchKind, script: str | None) -> None:
+        self._hash = hashlib.sha256(f"{kind}\n{script or ''}\n".encode())
+
+    def add(self, items: Sequence[BatchItem]) -> None:
+        for start in range(0, len(items), DIGEST_LINES_PER_UPDATE):
+            part = items[start : start + DIGEST_LINES_PER_UPDATE]
+            self._hash.update("".join(_item_json(item) + "\n" for item in part).encode())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
 def items_digest(kind: BatchKind, script: str | None, items: Sequence[BatchItem]) -> str:
     """A fingerprint of what was submitted: the same batch ID must mean the same items."""
-    digest = hashlib.sha256(f"{kind}\n{script or ''}\n".encode())
-    for start in range(0, len(items), DIGEST_LINES_PER_UPDATE):
-        part = items[start : start + DIGEST_LINES_PER_UPDATE]
-        digest.update("".join(_item_json(item) + "\n" for item in part).encode())
+    digest = ItemsDigest(kind, script)
+    digest.add(items)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StagedItems:
+    """A batch's items known by their count and digest, read back in chunks to be stored
+    (so that a batch staged outside memory is never whole in it)."""
+
+    total: int
+    digest: str
+    chunks: Callable[[], Iterable[Sequence[BatchItem]]]
+
+
+def staged_list(kind: BatchKind, script: str | None, items: Sequence[BatchItem]) -> StagedItems:
+    """Items already in memory (a JSON body), staged as they are."""
+    return StagedItems(len(items), items_digest(kind, script, items), lambda: [items])
 
 
 async def create_batch(
@@ -64,12 +94,21 @@ async def create_batch(
 
     Raises ``IdempotencyKeyReused`` when ``batch_id`` was used for other items.
     """
-    digest = items_digest(kind, script, items)
+    return await create_staged_batch(
+        ledger, batch_id, kind, script, staged_list(kind, script, items)
+    )
+
+
+async def create_staged_batch(
+    ledger: Ledger, batch_id: str, kind: BatchKind, script: str | None, staged: StagedItems
+) -> tuple[Batch, bool]:
+    """:func:`create_batch` of items staged elsewhere: stored in one transaction, or none."""
+    digest = staged.digest
     existing = await get_batch(ledger, batch_id)
     if existing is None:
         try:
             async with ledger.write() as conn:
-                await _insert_batch(conn, batch_id, kind, script, items, digest)
+                await _insert_batch(conn, batch_id, kind, script, staged)
             created = await get_batch(ledger, batch_id)
             assert created is not None
             return created, True
@@ -93,25 +132,29 @@ async def _insert_batch(
     batch_id: str,
     kind: BatchKind,
     script: str | None,
-    items: Sequence[BatchItem],
-    digest: str,
+    staged: StagedItems,
 ) -> None:
     await conn.execute(
         batches.insert().values(
             batch_id=batch_id,
             kind=kind,
             script=script,
-            total=len(items),
-            items_digest=digest,
+            total=staged.total,
+            items_digest=staged.digest,
             workflow_id=batch_workflow_id(batch_id),
             status="running",
         )
     )
-    for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
-        chunk = items[start : start + INSERT_ROWS_PER_STATEMENT]
-        await _insert_items(
-            conn, [_item_row(batch_id, start + offset, item) for offset, item in enumerate(chunk)]
-        )
+    seq = 0
+    for items in staged.chunks():
+        for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
+            chunk = items[start : start + INSERT_ROWS_PER_STATEMENT]
+            await _insert_items(
+                conn, [_item_row(batch_id, seq + offset, item) for offset, item in enumerate(chunk)]
+            )
+            seq += len(chunk)
+    # Never a total that its items do not make up.
+    assert seq == staged.total, (seq, staged.total)
 
 
 def _item_row(batch_id: str, seq: int, item: BatchItem) -> tuple[object, ...]:

@@ -86,10 +86,11 @@ def _read(file: Path, console: Console, batch_id: str | None, script: str | None
 
 
 async def _submit(
-    client: ApiClient, console: Console, batch: Batch, batch_id: str, wait: bool
+    client: ApiClient, console: Console, file: Path, batch: Batch, batch_id: str, wait: bool
 ) -> int:
     try:
-        accepted = await client.submit_batch(batch.body(batch_id))
+        # Checked whole above; sent as the file itself, streamed (the API reads it so too).
+        accepted = await client.submit_csv_batch(file, batch_id, batch.kind, batch.script)
         console.print(
             f"batch [bold]{accepted['batch_id']}[/bold] accepted: {accepted['total']:,} "
             f"{batch.kind} items, workflow {accepted['workflow_id']}",
@@ -127,7 +128,7 @@ def submit_command(
 
     async def send() -> int:
         async with ApiClient(settings, api) as client:
-            return await _submit(client, console, batch, chosen, wait)
+            return await _submit(client, console, file, batch, chosen, wait)
 
     try:
         return asyncio.run(send())
