@@ -7,12 +7,14 @@ with a bad line stores nothing, and a slow upload never holds SQLite's one write
 the body is whole and good, :func:`superscript.batches.storing.create_staged_batch` reads
 the staging file back in chunks and stores it in one transaction.
 
-The items are the same objects the JSON route stores (``FeeOrder``, ``ScriptItem``), so
-the same batch sent as CSV or as JSON has the same digest: it is one batch.
+Each item is staged as the cells the JSON route stores for it and digested by the same
+line (``storing.fee_item_json``, ``storing.script_item_json``), so the same batch sent as
+CSV or as JSON has the same digest: it is one batch.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import AsyncIterable, Iterator, Sequence
 from typing import IO, Any, Final
@@ -26,19 +28,27 @@ from superscript.batches.csv_rows import (
     undecoded_line,
 )
 from superscript.batches.csv_stream import RecordSplitter, records
-from superscript.batches.models import BatchItem, BatchKind, ScriptItem
-from superscript.batches.storing import ItemsDigest, StagedItems
+from superscript.batches.models import BatchKind
+from superscript.batches.storing import (
+    Cells,
+    ItemsDigest,
+    StagedItems,
+    fee_item_json,
+    script_item_json,
+)
 from superscript.contract import MAX_BATCH_ITEMS
-from superscript.ledger import FeeOrder
 
 STAGED_ITEMS_PER_CHUNK: Final = 5_000
 
 
-def _as_item(kind: BatchKind, item: dict[str, Any]) -> BatchItem:
-    # The row readers checked every cell with the contract's rules already.
-    if kind == "fee":
-        return FeeOrder.model_construct(**item)
-    return ScriptItem.model_construct(**item)
+def _fee(item: dict[str, Any]) -> tuple[Cells, str]:
+    order_id, account_id, amount = item["order_id"], item["account_id"], item["amount"]
+    return (order_id, account_id, amount, None), fee_item_json(order_id, account_id, amount)
+
+
+def _script(item: dict[str, Any]) -> tuple[Cells, str]:
+    order_id, args = item["order_id"], item["args"]
+    return (order_id, None, None, json.dumps(args)), script_item_json(order_id, args)
 
 
 class _Intake:
@@ -47,10 +57,12 @@ class _Intake:
     def __init__(self, rows: Rows, staging: IO[bytes]) -> None:
         self.rows = rows
         self.kind: BatchKind = "fee" if rows.kind == "fee" else "script"
+        # What the JSON route stores and digests for the same item (its cells, its line).
+        self.cells_of = _fee if self.kind == "fee" else _script
         self.staging = staging
         self.digest = ItemsDigest(self.kind, rows.script)
-        self.chunk: list[BatchItem] = []
-        self.cells: list[dict[str, Any]] = []  # the same items as plain data, to stage
+        self.cells: list[Cells] = []
+        self.lines: list[str] = []
         self.bad: list[CsvError] = []
         self.total = 0
 
@@ -69,28 +81,29 @@ class _Intake:
             self.bad.append(exc)
             return len(self.bad) <= MAX_REPORTED_LINES
         if not self.bad:  # past a bad line nothing is staged: only the bad lines count
-            self.chunk.append(_as_item(self.kind, item))
-            self.cells.append(item)
-            if len(self.chunk) >= STAGED_ITEMS_PER_CHUNK:
+            cells, digest_line = self.cells_of(item)
+            self.cells.append(cells)
+            self.lines.append(digest_line)
+            if len(self.cells) >= STAGED_ITEMS_PER_CHUNK:
                 self.stage()
         return True
 
     def stage(self) -> None:
-        if self.chunk:
-            self.digest.add(self.chunk)
+        if self.cells:
+            self.digest.add_lines(self.lines)
             pickle.dump(self.cells, self.staging)
-            self.chunk, self.cells = [], []
+            self.cells, self.lines = [], []
 
 
-def _read_back(kind: BatchKind, staging: IO[bytes]) -> Iterator[Sequence[BatchItem]]:
+def _read_back(staging: IO[bytes]) -> Iterator[Sequence[Cells]]:
     """The staged chunks, in order (the staging file is this process's own)."""
     staging.seek(0)
     while True:
         try:
-            chunk = pickle.load(staging)  # only ever what _Intake.stage wrote
+            chunk: list[Cells] = pickle.load(staging)  # only ever what _Intake.stage wrote
         except EOFError:
             return
-        yield [_as_item(kind, item) for item in chunk]
+        yield chunk
 
 
 async def take_csv(body: AsyncIterable[bytes], rows: Rows, staging: IO[bytes]) -> StagedItems:
@@ -115,5 +128,4 @@ async def take_csv(body: AsyncIterable[bytes], rows: Rows, staging: IO[bytes]) -
     if intake.total == 0:
         raise CsvError(None, "no rows after the header: nothing to submit")
     intake.stage()
-    kind = intake.kind
-    return StagedItems(intake.total, intake.digest.hexdigest(), lambda: _read_back(kind, staging))
+    return StagedItems(intake.total, intake.digest.hexdigest(), lambda: _read_back(staging))

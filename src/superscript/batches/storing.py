@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -29,20 +29,34 @@ _INSERT_ITEMS_SQL = (
 )
 
 
+Cells = tuple[str, str | None, int | None, str | None]
+"""An item as its row holds it: ``order_id``, ``account_id``, ``amount``, ``args`` (JSON)."""
+
+
+def fee_item_json(order_id: str, account_id: str, amount: int) -> str:
+    """A fee item as compact JSON; for plain identifiers without ``json.dumps`` (which was
+    about half of what storing the items cost), byte for byte the same text."""
+    if type(amount) is int and _PLAIN_ID.fullmatch(order_id) and _PLAIN_ID.fullmatch(account_id):
+        return f'{{"order_id":"{order_id}","account_id":"{account_id}","amount":{amount}}}'
+    item = {"order_id": order_id, "account_id": account_id, "amount": amount}
+    return json.dumps(item, separators=(",", ":"))
+
+
+def script_item_json(order_id: str, args: list[str]) -> str:
+    return json.dumps({"order_id": order_id, "args": args}, separators=(",", ":"))
+
+
 def _item_json(item: BatchItem) -> str:
-    """The item as compact JSON; for plain fee items without ``json.dumps`` (which was about
-    half of what storing the items cost), byte for byte the same text."""
-    if (
-        isinstance(item, FeeOrder)
-        and type(item.amount) is int
-        and _PLAIN_ID.fullmatch(item.order_id)
-        and _PLAIN_ID.fullmatch(item.account_id)
-    ):
-        return (
-            f'{{"order_id":"{item.order_id}","account_id":"{item.account_id}",'
-            f'"amount":{item.amount}}}'
-        )
-    return json.dumps(item.model_dump(), separators=(",", ":"))
+    """The digest's line for ``item``: the same for the same item however it came."""
+    if isinstance(item, FeeOrder):
+        return fee_item_json(item.order_id, item.account_id, item.amount)
+    return script_item_json(item.order_id, item.args)
+
+
+def item_cells(item: BatchItem) -> Cells:
+    if isinstance(item, FeeOrder):
+        return (item.order_id, item.account_id, item.amount, None)
+    return (item.order_id, None, None, json.dumps(item.args))
 
 
 class ItemsDigest:
@@ -55,7 +69,11 @@ class ItemsDigest:
     def add(self, items: Sequence[BatchItem]) -> None:
         for start in range(0, len(items), DIGEST_LINES_PER_UPDATE):
             part = items[start : start + DIGEST_LINES_PER_UPDATE]
-            self._hash.update("".join(_item_json(item) + "\n" for item in part).encode())
+            self.add_lines([_item_json(item) for item in part])
+
+    def add_lines(self, lines: Sequence[str]) -> None:
+        """Items already written as their lines (``fee_item_json``, ``script_item_json``)."""
+        self._hash.update("".join(line + "\n" for line in lines).encode())
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
@@ -70,17 +88,22 @@ def items_digest(kind: BatchKind, script: str | None, items: Sequence[BatchItem]
 
 @dataclass(frozen=True)
 class StagedItems:
-    """A batch's items known by their count and digest, read back in chunks to be stored
-    (so that a batch staged outside memory is never whole in it)."""
+    """A batch's items known by their count and digest, read back as chunks of their cells
+    to be stored (so that a batch staged outside memory is never whole in it)."""
 
     total: int
     digest: str
-    chunks: Callable[[], Iterable[Sequence[BatchItem]]]
+    chunks: Callable[[], Iterable[Sequence[Cells]]]
 
 
 def staged_list(kind: BatchKind, script: str | None, items: Sequence[BatchItem]) -> StagedItems:
     """Items already in memory (a JSON body), staged as they are."""
-    return StagedItems(len(items), items_digest(kind, script, items), lambda: [items])
+
+    def chunks() -> Iterator[list[Cells]]:
+        for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
+            yield [item_cells(item) for item in items[start : start + INSERT_ROWS_PER_STATEMENT]]
+
+    return StagedItems(len(items), items_digest(kind, script, items), chunks)
 
 
 async def create_batch(
@@ -146,21 +169,17 @@ async def _insert_batch(
         )
     )
     seq = 0
-    for items in staged.chunks():
-        for start in range(0, len(items), INSERT_ROWS_PER_STATEMENT):
-            chunk = items[start : start + INSERT_ROWS_PER_STATEMENT]
-            await _insert_items(
-                conn, [_item_row(batch_id, seq + offset, item) for offset, item in enumerate(chunk)]
-            )
+    for cells in staged.chunks():
+        for start in range(0, len(cells), INSERT_ROWS_PER_STATEMENT):
+            chunk = cells[start : start + INSERT_ROWS_PER_STATEMENT]
+            rows: list[tuple[object, ...]] = [
+                (batch_id, seq + offset, order_id, "pending", account_id, amount, args)
+                for offset, (order_id, account_id, amount, args) in enumerate(chunk)
+            ]
+            await _insert_items(conn, rows)
             seq += len(chunk)
     # Never a total that its items do not make up.
     assert seq == staged.total, (seq, staged.total)
-
-
-def _item_row(batch_id: str, seq: int, item: BatchItem) -> tuple[object, ...]:
-    if isinstance(item, FeeOrder):
-        return (batch_id, seq, item.order_id, "pending", item.account_id, item.amount, None)
-    return (batch_id, seq, item.order_id, "pending", None, None, json.dumps(item.args))
 
 
 async def _insert_items(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
