@@ -2,8 +2,9 @@
 
 Every row is checked here with the API's own rules (:mod:`superscript.cli.csv_file`)
 before anything is sent, so a file with bad rows submits nothing and says which lines
-are wrong. The batch ID defaults to a fingerprint of what is submitted: the same file
-again is the same batch, not a new one.
+are wrong. A good file is then sent as it is, streamed as a ``text/csv`` body, which the
+API reads as it arrives. The batch ID defaults to a fingerprint of what is submitted: the
+same file again is the same batch, not a new one.
 """
 
 from __future__ import annotations
