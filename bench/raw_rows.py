@@ -152,7 +152,7 @@ def add_raw_rows(
     report.add(
         Row(
             f"{key}_chunks",
-            f"{label}: chunks of {RAW_CHUNK_SIZE:,} (outcome, entry, balance, item status)",
+            f"{label}: chunks of {RAW_CHUNK_SIZE:,} applied",
             None if times is None else times.chunks_per_s,
             "orders/s",
         )
