@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from bench.batch import measure_batch, measure_big_batch
 from bench.ledger_alone import measure_ledger
 from bench.per_order import measure_children, measure_raw_and_api
+from bench.raw_asyncpg import measure_raw_asyncpg
+from bench.raw_sqlite import measure_raw_sqlite
 from bench.report import Report, Row, console
 from bench.sizes import Sizes
 from bench.stack import Stack
@@ -22,6 +24,8 @@ PHASES: list[tuple[str, Measure]] = [
     ("c", measure_children),
     ("d", measure_batch),
     ("e", measure_ledger),
+    ("h", measure_raw_sqlite),
+    ("i", measure_raw_asyncpg),
     ("f", measure_storm),
     ("g", measure_big_batch),
 ]
@@ -36,9 +40,12 @@ PHASE_ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
     "c": [("c", "(c) seed design: child FeeDeductionWorkflow per order", "orders/s", None)],
     "d": [("d", "(d) fee batch", "orders/s", ">= 30")],
     "e": [("e", "(e) ledger alone, same orders, no Temporal", "orders/s", ">= 0.5")],
+    "h": [("h", "(h) raw sqlite3: (d)'s rows, stored + applied", "orders/s", ">= 0.5")],
+    "i": [("i", "(i) raw asyncpg: (d)'s rows, stored + applied", "orders/s", ">= 0.5")],
     "f": [("f", "(f) duplicate storm, charges", "charges", "== 100")],
     "g": [
         ("g", "(g) fee batch, big, wall time", "s", "completes"),
+        ("g_goal", "(g) fee batch, big, end to end, POST included", "s", "<= 40 s"),
         ("g_rss", "(g) worker peak RSS (with children)", "MiB", "< 1024 MiB"),
     ],
 }

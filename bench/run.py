@@ -10,15 +10,18 @@ Starts the embedded Temporal dev server (WAL pragmas), ``superscript worker`` an
 (c) the seed's design: one child ``FeeDeductionWorkflow`` per order under one parent;
 (d) the fee batch (``POST /batches`` to completed);
 (e) the ledger alone applying as many fresh orders in batch-sized chunks, no Temporal;
+(h) raw stdlib sqlite3 writing (d)'s rows (items stored, then chunks of 2,000 applied);
+(i) the same with raw asyncpg, in a scratch schema (only with a PostgreSQL ledger);
 (f) a duplicate storm: 1,000 concurrent calls over 100 order IDs, against 100 unique calls;
-(g) a 1,000,000-order fee batch (100,000 with ``--quick``) and the worker's peak RSS.
+(g) a 1,000,000-order fee batch (100,000 with ``--quick``), against 40 s (scaled with
+    ``--quick``), and the worker's peak RSS.
 
 Every process started here is stopped on the way out, also on Ctrl-C, SIGTERM or error.
 See bench/README.md for what each figure means. This module is the command line; the
 stack is ``bench/stack.py``, the measurements ``bench/per_order.py`` ((a) to (c)),
-``bench/batch.py`` ((d), (g)), ``bench/ledger_alone.py`` ((e), (e')) and
-``bench/storm.py`` ((f)), run in order by ``bench/phases.py``; the tables and the JSON
-are ``bench/report.py``.
+``bench/batch.py`` ((d), (g)), ``bench/ledger_alone.py`` ((e), (e')),
+``bench/raw_sqlite.py`` ((h)), ``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)),
+run in order by ``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
 """
 
 from __future__ import annotations
