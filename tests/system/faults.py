@@ -146,14 +146,15 @@ async def kill_frozen_workers(
     """Exactly ``kills`` SIGKILLs, each of a worker frozen right after a fee chunk committed.
 
     Armed workers (:func:`arm_workers`) add their pid to the marker as they freeze; each
-    frozen one is killed and replaced at once by a fresh worker, armed while more kills are
-    due, so the last ones are unarmed and the batch can end. Temporal never hears of those
-    chunks' completion: each kill is followed by a retry that must find its chunk decided.
-    The kills follow the freezes, not the clock, so they all happen however fast the
-    machine is.
+    frozen one is killed and replaced at once by a fresh armed worker until the kills are
+    done. Every worker stays armed until then, so every chunk (or retry of one) that
+    commits freezes its worker and the next freeze always comes. Then the armed workers
+    left are replaced by unarmed ones, so the batch can end. Temporal never hears of the
+    frozen chunks' completion: each kill is followed by a retry that must find its chunk
+    decided. The kills follow the freezes, not the clock.
     """
     marker = Path(armed["SUPERSCRIPT_FAILPOINT_DIR"]) / f"{CHUNK_FREEZE}.hit"
-    armed_running, killed, seen = len(stack.workers), 0, set[int]()
+    killed, seen, armed_slots = 0, set[int](), set(range(len(stack.workers)))
 
     async def frozen() -> bool:
         return marker.exists() and bool(set(_pids(marker)) - seen)
@@ -162,13 +163,16 @@ async def kill_frozen_workers(
         await wait_until(
             frozen, f"a worker frozen after a chunk ({killed} killed)", seconds, *stack.workers
         )
-        for pid in set(_pids(marker)) - seen:
+        for pid in sorted(set(_pids(marker)) - seen)[: kills - killed]:
             seen.add(pid)
             slot = next(n for n, w in enumerate(stack.workers) if w.process.pid == pid)
-            killed, armed_running = killed + 1, armed_running - 1
-            arm = killed + armed_running < kills
-            stack.replace_worker(slot, armed if arm else None)
-            armed_running += arm
+            killed += 1
+            if killed == kills:
+                armed_slots.discard(slot)
+            stack.replace_worker(slot, armed if killed < kills else None)
+    # The armed workers left (frozen or not) give way to unarmed ones, so the batch ends.
+    for slot in sorted(armed_slots):
+        stack.replace_worker(slot)
     return killed
 
 
