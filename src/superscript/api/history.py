@@ -30,6 +30,12 @@ TEMPORAL_TIMEOUT = timedelta(seconds=5)
 RANK = {"batch": 0, "workflow": 1, "decided": 2, "script_run": 2, "journal_entry": 3, "refund": 4}
 
 
+def _story_order(event: HistoryEvent) -> tuple[bool, datetime | None, int, datetime | None]:
+    """By the second (the ledger keeps whole seconds, Temporal finer), then by ``RANK``."""
+    second = None if event.at is None else event.at.replace(microsecond=0)
+    return (event.at is None, second, RANK[event.event], event.at)
+
+
 def _event(at: datetime | None, event: str, **details: Any) -> HistoryEvent:
     return HistoryEvent.model_validate({"at": at, "event": event, **details})
 
@@ -151,7 +157,7 @@ async def order_history(ledger: Ledger, client: Client, order_id: str) -> Histor
         temporal = "unavailable"
     if not events:
         return None
-    events.sort(key=lambda event: (event.at is None, event.at, RANK[event.event]))
+    events.sort(key=_story_order)
     return HistoryBody(
         order_id=order_id,
         outcome=order,
