@@ -3,10 +3,10 @@
 A page must stay fast at a million rows; that is a property of the plan, not a timing.
 The tables get a few thousand rows (and PostgreSQL its statistics) first, each filter
 matching half or a third of them, so that the planner chooses as it would for a large
-ledger (a filter that matches a handful of rows is rightly read and sorted), then each
-query of the list routes is explained: SQLite's ``EXPLAIN QUERY PLAN`` must search or scan an index and never build
-a temporary B-tree for the order; PostgreSQL's ``EXPLAIN`` must use an index and
-neither a sequential scan nor a sort.
+ledger (a filter that matches a handful of rows is rightly read and sorted). Then each
+query of the list routes is explained: SQLite's ``EXPLAIN QUERY PLAN`` must search or
+scan an index and never build a temporary B-tree for the order; PostgreSQL's
+``EXPLAIN`` must use an index and neither a sequential scan nor a sort.
 """
 
 from __future__ import annotations
