@@ -42,7 +42,8 @@ def install(app: FastAPI) -> None:
             swagger_js_url=f"{base}{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{base}{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{base}{ASSETS_URL}/favicon.png",
-            swagger_ui_parameters=app.swagger_ui_parameters,
+            # Swagger UI would send the document to swagger.io's validator for a badge.
+            swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
         )
 
     @app.get(redirect_url, include_in_schema=False)
