@@ -59,6 +59,6 @@ entries = Table(
     # The account's balance once this entry was applied (migration 0006 filled older rows).
     Column("balance_after", BigInteger, nullable=True),
     Index("ix_entries_order_id", "order_id"),
-    Index("ix_entries_account_id", "account_id"),
+    # An account's journal in order (migration 0006; it replaced one on account_id alone).
     Index("ix_entries_account_entry", "account_id", "entry_id"),
 )
