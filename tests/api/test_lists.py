@@ -202,3 +202,18 @@ async def test_a_cursor_that_names_no_row_is_past_the_end(quiet_api: Api) -> Non
     for path in ("/orders", "/batches", "/scripts/echo-args/runs"):
         response = await quiet_api.http.get(path, params={"after": unique("gone")})
         assert response.json() == {"items": [], "next_after": None}, path
+
+
+async def test_the_last_full_page_says_no_page_follows(quiet_api: Api) -> None:
+    account_id = unique("acc")
+    await quiet_api.ledger.create_account(account_id, 100)
+    for _ in range(4):
+        order = FeeOrder(order_id=unique("o"), account_id=account_id, amount=1)
+        await quiet_api.ledger.apply_fee(order, Decider(workflow_id=f"FEE-WF-{order.order_id}"))
+    path = f"/accounts/{account_id}/entries"
+
+    first = (await quiet_api.http.get(path, params={"limit": 2})).json()
+    second = await quiet_api.http.get(path, params={"limit": 2, "after": first["next_after"]})
+
+    assert first["next_after"] == first["items"][-1]["entry_id"]
+    assert len(second.json()["items"]) == 2 and second.json()["next_after"] is None

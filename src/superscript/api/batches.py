@@ -112,8 +112,10 @@ async def batch_items(
         # Every seq is below MAX_BATCH_ITEMS: a cursor past it is just past the end. Clamped
         # so that the database never sees an integer too wide for its column (a 500).
         after = min(after, MAX_BATCH_ITEMS)
-    items = await BatchStore(svc.ledger).items(batch_id, status, limit, after)
-    next_after = items[-1].seq if len(items) == limit else None
+    # One more than shown, as every list (db.paging): a next page only when one follows.
+    fetched = await BatchStore(svc.ledger).items(batch_id, status, limit + 1, after)
+    items = fetched[:limit]
+    next_after = items[-1].seq if len(fetched) > limit else None
     return BatchItemsPage(
         batch_id=batch_id,
         items=[item.model_dump(exclude_none=True) for item in items],
