@@ -74,8 +74,12 @@ async def _batch(svc: Services, batch_id: str) -> Batch:
 @router.get("/batches", response_model=BatchesPage, responses=problem_responses(422))
 async def list_batches(
     svc: ServicesDep,
-    status: Annotated[Literal["running", "completed"] | None, Query()] = None,
-    kind: Annotated[Literal["fee", "script"] | None, Query()] = None,
+    # Every status and kind of the contract (cancelling, cancelled, refund: with cancel and
+    # refunds), so a filter by one that has no batch yet is an empty page, not a 422.
+    status: Annotated[
+        Literal["running", "cancelling", "cancelled", "completed"] | None, Query()
+    ] = None,
+    kind: Annotated[Literal["fee", "script", "refund"] | None, Query()] = None,
     limit: PageLimit = PAGE_LIMIT_DEFAULT,
     after: IdAfter = None,
 ) -> BatchesPage:
