@@ -67,6 +67,14 @@ async def test_charged_by_the_api_then_replayed_by_a_batch_is_one_charge(
     assert workflows[f"FEE-WF-{order_id}"]["status"] == "completed"
     assert workflows[f"FEE-WF-{order_id}"]["run_id"] == charged.json()["run_id"]
     assert await api.ledger.charges_for(order_id) == 1
+    story = [(item["event"], item.get("workflow_id")) for item in after["events"]]
+    assert story == [
+        ("workflow", f"FEE-WF-{order_id}"),
+        ("decided", f"FEE-WF-{order_id}"),
+        ("journal_entry", None),
+        ("batch", f"BATCH-WF-{batch_id}"),
+        ("workflow", f"BATCH-WF-{batch_id}"),
+    ]
 
     decided_by_batch = await history(api, other)
     assert decided_by_batch["outcome"]["via"] == f"batch:{batch_id}"

@@ -30,10 +30,26 @@ TEMPORAL_TIMEOUT = timedelta(seconds=5)
 RANK = {"batch": 0, "workflow": 1, "decided": 2, "script_run": 2, "journal_entry": 3, "refund": 4}
 
 
-def _story_order(event: HistoryEvent) -> tuple[bool, datetime | None, int, datetime | None]:
-    """By the second (the ledger keeps whole seconds, Temporal finer), then by ``RANK``."""
-    second = None if event.at is None else event.at.replace(microsecond=0)
-    return (event.at is None, second, RANK[event.event], event.at)
+def _in_story_order(events: list[HistoryEvent], decider: str | None) -> list[HistoryEvent]:
+    """Oldest first. The ledger keeps whole seconds, Temporal finer: within one second a
+    record is placed at the start of the workflow run it came from (``decider`` made the
+    order's journal entries), then by ``RANK``."""
+    starts: dict[str, datetime] = {}
+    for event in events:
+        wid = (event.model_extra or {}).get("workflow_id")
+        if event.event == "workflow" and event.at is not None and isinstance(wid, str):
+            starts[wid] = min(starts.get(wid, event.at), event.at)
+
+    def key(event: HistoryEvent) -> tuple[bool, datetime | None, datetime | None, int]:
+        if event.at is None:
+            return (True, None, None, RANK[event.event])
+        wid = (event.model_extra or {}).get("workflow_id")
+        if event.event == "journal_entry":
+            wid = decider
+        hint = event.at if event.event == "workflow" else starts.get(str(wid), event.at)
+        return (False, event.at.replace(microsecond=0), hint, RANK[event.event])
+
+    return sorted(events, key=key)
 
 
 def _event(at: datetime | None, event: str, **details: Any) -> HistoryEvent:
@@ -140,10 +156,10 @@ async def order_history(ledger: Ledger, client: Client, order_id: str) -> Histor
     if order is not None:
         events.append(_decided(order))
     for row, result in runs:
-        details = {} if result is None else result.model_dump(exclude={"order_id"})
-        events.append(
-            _event(utc(row.created_at), "script_run", **{"script": row.script, **details})
-        )
+        details = {"script": row.script, "status": row.status, "workflow_id": row.workflow_id}
+        if result is not None:
+            details |= result.model_dump(exclude={"order_id"})
+        events.append(_event(utc(row.created_at), "script_run", **details))
     own_ids = [
         fee_workflow_id(order_id),
         *(script_workflow_id(row.script, order_id) for row, _ in runs),
@@ -157,12 +173,11 @@ async def order_history(ledger: Ledger, client: Client, order_id: str) -> Histor
         temporal = "unavailable"
     if not events:
         return None
-    events.sort(key=_story_order)
     return HistoryBody(
         order_id=order_id,
         outcome=order,
         charges=sum(1 for entry in entries if entry.amount < 0),
         refunds=[],
-        events=events,
+        events=_in_story_order(events, None if order is None else order.workflow_id),
         temporal=temporal,
     )
