@@ -104,3 +104,20 @@ async def test_with_temporal_down_the_records_still_answer(
     assert body["temporal"] == "unavailable"
     assert body["outcome"]["status"] == "insufficient_funds" and body["charges"] == 0
     assert [item["event"] for item in body["events"]] == ["decided"]
+
+
+async def test_a_script_run_is_in_its_orders_history(api: Api) -> None:
+    order_id = unique("order")
+    ran = await api.http.post("/scripts/echo-args/runs", json={"order_id": order_id, "args": ["a"]})
+    assert ran.status_code == 200, ran.text
+
+    body = await history(api, order_id)
+
+    assert body["outcome"] is None and body["charges"] == 0
+    [run] = of_kind(body, "script_run")
+    assert run["script"] == "echo-args" and run["status"] == "succeeded"
+    assert run["exit_code"] == 0 and run["run_id"] == ran.json()["run_id"]
+    workflows = of_kind(body, "workflow")
+    assert [(w["workflow_id"], w["status"]) for w in workflows] == [
+        (f"SCRIPT-WF-echo-args/{order_id}", "completed")
+    ]

@@ -15,6 +15,8 @@ from sqlalchemy import insert
 
 from superscript.batches.schema import batches
 from superscript.ledger import Decider, FeeOrder, schema
+from superscript.scripts.models import ScriptRunResult
+from superscript.scripts.schema import script_runs
 from tests.api.checks import assert_problem
 from tests.conftest import Api, unique
 
@@ -217,3 +219,52 @@ async def test_the_last_full_page_says_no_page_follows(quiet_api: Api) -> None:
 
     assert first["next_after"] == first["items"][-1]["entry_id"]
     assert len(second.json()["items"]) == 2 and second.json()["next_after"] is None
+
+
+async def test_a_scripts_runs_are_paged_newest_first_with_their_status(quiet_api: Api) -> None:
+    prefix = unique("run")
+    start = datetime(2030, 6, 1, tzinfo=UTC)
+    runs = []
+    for n in range(1_500):
+        order_id = f"{prefix}-{n:04d}"
+        status = "failed" if n % 4 == 0 else "succeeded"
+        result = ScriptRunResult(
+            order_id=order_id,
+            script="echo-args",
+            status=status,
+            exit_code=1 if status == "failed" else 0,
+            stdout="",
+            stderr="",
+            attempts=1,
+            workflow_id=f"SCRIPT-WF-echo-args/{order_id}",
+            run_id="r",
+        )
+        runs.append(
+            {
+                "script": "echo-args",
+                "order_id": order_id,
+                "args": "[]",
+                "args_hash": "0" * 64,
+                "workflow_id": result.workflow_id,
+                "status": status,
+                "result": result.model_dump_json(),
+                "decided_at": start + timedelta(seconds=n // 9),
+            }
+        )
+    # A pending run is not decided: it is in no page.
+    pending = {**runs[0], "order_id": f"{prefix}-pending", "status": "pending", "result": None}
+    async with quiet_api.ledger.write() as conn:
+        await conn.execute(insert(script_runs), [*runs, {**pending, "decided_at": None}])
+    expected = sorted(runs, key=lambda row: (row["decided_at"], row["order_id"]), reverse=True)
+
+    listed = await all_pages(quiet_api, "/scripts/echo-args/runs", 250)
+    failed = await all_pages(quiet_api, "/scripts/echo-args/runs", 77, status="failed")
+
+    mine = [item["order_id"] for item in listed if item["order_id"].startswith(prefix)]
+    assert mine == [row["order_id"] for row in expected]
+    mine_failed = [item for item in failed if item["order_id"].startswith(prefix)]
+    assert [item["order_id"] for item in mine_failed] == [
+        row["order_id"] for row in expected if row["status"] == "failed"
+    ]
+    assert {item["exit_code"] for item in mine_failed} == {1}
+    assert {item["script"] for item in listed} == {"echo-args"}
