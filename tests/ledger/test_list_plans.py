@@ -33,7 +33,11 @@ async def fill(ledger: Ledger) -> None:
     async with ledger.write() as conn:
         await conn.execute(
             insert(schema.accounts),
-            [{"account_id": i, "balance": 1, "opening_balance": 1} for i in ids],
+            # The two accounts of the journal opened with what it took: the books balance.
+            [
+                {"account_id": i, "balance": 1, "opening_balance": 1 + (ROWS // 2 if n < 2 else 0)}
+                for n, i in enumerate(ids)
+            ],
         )
         await conn.execute(
             insert(schema.fee_outcomes),
