@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
+from superscript.api import (
+    accounts,
+    auth,
+    batches,
+    docs,
+    fees,
+    health,
+    metrics,
+    orders,
+    problems,
+    scripts,
+)
 from superscript.api.content_type import JsonBodyMiddleware
 from superscript.api.deps import Services
 from superscript.api.limits import BodyLimitMiddleware
@@ -65,9 +76,13 @@ def create_app(
         lifespan=lifespan,
         # '/accounts/' is an empty ID, not a typo to redirect: it gets a 404 problem.
         redirect_slashes=False,
+        # Served by docs.install from assets shipped with the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app_metrics = metrics.Metrics()
     problems.install(app)
+    docs.install(app)
     # Outermost last: metrics see everything, auth refuses before any body is read.
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
@@ -75,6 +90,6 @@ def create_app(
     metrics.install(app, app_metrics)
     # Outermost of all: a request cut at shutdown still gets a problem document.
     app.add_middleware(AnswerWhenCutMiddleware)
-    for module in (health, accounts, fees, batches, scripts):
+    for module in (health, accounts, fees, orders, batches, scripts):
         app.include_router(module.router)
     return app
