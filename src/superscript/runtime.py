@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import uvicorn
 from temporalio.client import Client
@@ -58,9 +59,11 @@ class _Server(uvicorn.Server):
             self.should_exit = True
 
 
-async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_api(
+    settings: Settings, stop: asyncio.Event, client: Client | None = None, app: Any = None
+) -> None:
     config = uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings, client=client),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -106,6 +109,52 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
         await run_worker(client, ledger, settings, stop)
     finally:
         await ledger.close()
+
+
+async def serve_api_with_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """The API and a worker on one Temporal client, so fee workflows start eagerly.
+
+    Eager start needs the starter and the worker on the same client (the SDK reserves a
+    workflow slot of a worker registered on that client for the start's task queue). A
+    worker cannot use a lazy client, so the API serves at once on its own lazy client
+    (``/healthz`` says 503 while Temporal is away), and once a real client connects it
+    takes the API's place and the worker starts on it.
+
+    Stopping: the API first (requests in flight get their grace and their workflows this
+    worker to finish on), then the worker (its own graceful shutdown).
+    """
+    app = create_app(settings)
+    ledger = await Ledger.open(settings.database_url)
+    worker_stop = asyncio.Event()
+
+    async def hosted_worker() -> None:
+        while not worker_stop.is_set():
+            try:
+                client = await connect_when_ready(settings, worker_stop)
+                break
+            except RuntimeError as exc:  # past CONNECT_TIMEOUT_SECONDS: keep serving, retry
+                log.warning("the API's worker still waits for Temporal: %s", exc)
+        else:
+            return
+        if client is None:
+            return
+        # Until the app's lifespan has made its services (prototype: a poll).
+        while getattr(app.state, "services", None) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        app.state.services.client = client
+        log.info("worker polling task queue %r (in the API process)", settings.task_queue)
+        await run_worker(client, ledger, settings, worker_stop)
+
+    working = asyncio.create_task(hosted_worker())
+    working.add_done_callback(lambda _: stop.set())  # a worker that ends stops the API
+    try:
+        await serve_api(settings, stop, app=app)
+    finally:
+        worker_stop.set()
+        try:
+            await working
+        finally:
+            await ledger.close()
 
 
 async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -171,7 +220,10 @@ async def api(settings: Settings) -> None:
     """``superscript api``: its port and the data dir's ledger checked, then served."""
     datadir.check_ports(datadir.service_ports(settings, api=True, temporal=False))
     await check_ledger(settings)
-    await run_until_stopped(lambda stop: serve_api(settings, stop))
+    if settings.api_worker:
+        await run_until_stopped(lambda stop: serve_api_with_worker(settings, stop))
+    else:
+        await run_until_stopped(lambda stop: serve_api(settings, stop))
 
 
 async def up(
@@ -193,9 +245,8 @@ async def up(
         if server is not None:
             await server.start()
         announce(server)
-        await run_until_stopped(
-            lambda stop: serve_api(settings, stop), lambda stop: serve_worker(settings, stop)
-        )
+        # One client for the API and the worker: fee workflows start eagerly.
+        await run_until_stopped(lambda stop: serve_api_with_worker(settings, stop))
     finally:
         if server is not None:
             await server.stop()

@@ -31,18 +31,17 @@ def create_app(
 ) -> FastAPI:
     """An app that opens its ledger and Temporal client when it starts serving.
 
-    Tests hand in a ledger and client of their own; the app then leaves them open.
+    Tests hand in a ledger and client of their own; the app then leaves them open. A
+    process that hosts a worker hands in the worker's client (the one eager start needs)
+    and lets the app open its own ledger.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ledger is not None and client is not None:
-            ledger_, client_, owned = ledger, client, False
-        else:
-            ledger_ = await Ledger.open(settings.database_url)
-            # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
-            client_ = await connect(settings, lazy=True)
-            owned = True
+        owned = ledger is None
+        ledger_ = ledger if ledger is not None else await Ledger.open(settings.database_url)
+        # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
+        client_ = client if client is not None else await connect(settings, lazy=True)
         services = Services(
             settings=settings,
             ledger=ledger_,
