@@ -8,13 +8,14 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client
 
 from superscript import datadir
 from superscript.api.app import create_app
+from superscript.api.deps import TemporalLink
 from superscript.devserver import DevServer
 from superscript.ledger import Ledger
 from superscript.settings import Settings
@@ -59,11 +60,9 @@ class _Server(uvicorn.Server):
             self.should_exit = True
 
 
-async def serve_api(
-    settings: Settings, stop: asyncio.Event, client: Client | None = None, app: Any = None
-) -> None:
+async def serve_api(settings: Settings, stop: asyncio.Event, app: FastAPI | None = None) -> None:
     config = uvicorn.Config(
-        app if app is not None else create_app(settings, client=client),
+        app if app is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -112,49 +111,46 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def serve_api_with_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """The API and a worker on one Temporal client, so fee workflows start eagerly.
+    """The API and a worker on one Temporal client and one ledger: fee workflows start
+    eagerly (the SDK hands a start's first task to a worker registered on the same client).
 
-    Eager start needs the starter and the worker on the same client (the SDK reserves a
-    workflow slot of a worker registered on that client for the start's task queue). A
-    worker cannot use a lazy client, so the API serves at once on its own lazy client
-    (``/healthz`` says 503 while Temporal is away), and once a real client connects it
-    takes the API's place and the worker starts on it.
+    A worker refuses a lazy client, and the API must serve without Temporal: it serves at
+    once with no client (``/healthz`` 503), and the worker, once connected, hands its
+    client to the API (``TemporalLink.connected``) and starts polling.
 
-    Stopping: the API first (requests in flight get their grace and their workflows this
+    Stopping: the API first (requests in flight get their grace, and their workflows this
     worker to finish on), then the worker (its own graceful shutdown).
     """
-    app = create_app(settings)
     ledger = await Ledger.open(settings.database_url)
+    link = TemporalLink()
     worker_stop = asyncio.Event()
-
-    async def hosted_worker() -> None:
-        while not worker_stop.is_set():
-            try:
-                client = await connect_when_ready(settings, worker_stop)
-                break
-            except RuntimeError as exc:  # past CONNECT_TIMEOUT_SECONDS: keep serving, retry
-                log.warning("the API's worker still waits for Temporal: %s", exc)
-        else:
-            return
-        if client is None:
-            return
-        # Until the app's lifespan has made its services (prototype: a poll).
-        while getattr(app.state, "services", None) is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        app.state.services.client = client
-        log.info("worker polling task queue %r (in the API process)", settings.task_queue)
-        await run_worker(client, ledger, settings, worker_stop)
-
-    working = asyncio.create_task(hosted_worker())
+    working = asyncio.create_task(_hosted_worker(settings, ledger, link, worker_stop))
     working.add_done_callback(lambda _: stop.set())  # a worker that ends stops the API
     try:
-        await serve_api(settings, stop, app=app)
+        await serve_api(settings, stop, create_app(settings, ledger=ledger, temporal=link))
     finally:
         worker_stop.set()
         try:
             await working
         finally:
             await ledger.close()
+
+
+async def _hosted_worker(
+    settings: Settings, ledger: Ledger, link: TemporalLink, stop: asyncio.Event
+) -> None:
+    """Connect (however long Temporal takes: the API serves meanwhile), then work."""
+    client = None
+    while client is None and not stop.is_set():
+        try:
+            client = await connect_when_ready(settings, stop)
+        except RuntimeError as exc:  # past CONNECT_TIMEOUT_SECONDS: keep serving, retry
+            log.warning("the API's worker still waits for Temporal: %s", exc)
+    if client is None:
+        return
+    link.connected(client)
+    log.info("worker polling task queue %r (in the API process)", settings.task_queue)
+    await run_worker(client, ledger, settings, stop)
 
 
 async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
 from superscript.api.content_type import JsonBodyMiddleware
-from superscript.api.deps import Services
+from superscript.api.deps import Services, TemporalLink
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
 from superscript.ledger import Ledger
@@ -27,25 +27,31 @@ difference.
 
 
 def create_app(
-    settings: Settings, *, ledger: Ledger | None = None, client: Client | None = None
+    settings: Settings,
+    *,
+    ledger: Ledger | None = None,
+    client: Client | None = None,
+    temporal: TemporalLink | None = None,
 ) -> FastAPI:
     """An app that opens its ledger and Temporal client when it starts serving.
 
     Tests hand in a ledger and client of their own; the app then leaves them open. A
-    process that hosts a worker hands in the worker's client (the one eager start needs)
-    and lets the app open its own ledger.
+    process that hosts a worker hands in its ledger and a ``TemporalLink`` it fills with
+    the worker's client once connected (the one client eager start needs).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ledger is None
         ledger_ = ledger if ledger is not None else await Ledger.open(settings.database_url)
-        # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
-        client_ = client if client is not None else await connect(settings, lazy=True)
+        link = temporal
+        if link is None:
+            # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
+            link = TemporalLink(client or await connect(settings, lazy=True))
         services = Services(
             settings=settings,
             ledger=ledger_,
-            client=client_,
+            temporal=link,
             metrics=app_metrics,
             registry=Registry(settings.scripts_dir),
         )
