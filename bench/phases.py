@@ -43,7 +43,7 @@ PHASE_ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
     "j": [
         ("j_seed", "(j) seed design: one one-activity fee workflow, p50", "ms", None),
         ("j", "(j) sequential fee p50 (POST /orders/{id}/fee)", "ms", "<= 0.35"),
-        ("k", "(k) empty eager workflow p50, sandboxed", "ms", None),
+        ("k", "(k) empty eager workflow p50, runner as the fee's", "ms", None),
         ("jk", "(j) against (k)", "ms", "<= 2.5"),
     ],
     "d": [("d", "(d) fee batch", "orders/s", ">= 30")],

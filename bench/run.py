@@ -19,10 +19,11 @@ Starts the embedded Temporal dev server (WAL pragmas), ``superscript worker`` an
 
 Every process started here is stopped on the way out, also on Ctrl-C, SIGTERM or error.
 See bench/README.md for what each figure means. This module is the command line; the
-stack is ``bench/stack.py``, the measurements ``bench/per_order.py`` ((a) to (c)), ``bench/sequential.py`` ((j), (k)),
-``bench/batch.py`` ((d), (g)), ``bench/ledger_alone.py`` ((e), (e')),
-``bench/raw_sqlite.py`` ((h)), ``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)),
-run in order by ``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
+stack is ``bench/stack.py``, the measurements ``bench/per_order.py`` ((a) to (c)),
+``bench/sequential.py`` ((j), (k)), ``bench/batch.py`` ((d), (g)),
+``bench/ledger_alone.py`` ((e), (e')), ``bench/raw_sqlite.py`` ((h)),
+``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)), run in order by
+``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
 """
 
 from __future__ import annotations

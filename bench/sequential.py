@@ -3,8 +3,8 @@
 Three kinds of call, in alternating rounds (as (a) and (b), so that each meets the dev
 server in the same states):
 
-- (k) ``EmptyWorkflow``, sandboxed, started eagerly by the client the bench's own worker
-  runs on: the floor of one eager workflow call through this dev server;
+- (k) ``EmptyWorkflow`` (in the sandbox or not, as the fee workflow is), started eagerly
+  by the client the bench's own worker runs on: the floor of one eager workflow call;
 - the seed's design of one fee: ``SeedFeeWorkflow`` (one regular activity, no eager
   start), started and awaited by the bench's client;
 - (j) ``POST /orders/{id}/fee`` on a fresh order: the product's whole path (HTTP, the
@@ -121,7 +121,9 @@ def add_rows(report: Report, found: Latencies, sizes: Sizes) -> None:
     label = "(j) sequential fee p50 (POST /orders/{id}/fee)"
     report.add(Row("j", label, fee, "ms", "(j)/seed", to_seed, "<= 0.35", at_most(to_seed, 0.35)))
     eager = None if found.eager == sizes.sequential else f"{found.eager} eager starts"
-    report.add(Row("k", "(k) empty eager workflow p50, sandboxed", floor, "ms", note=eager))
+    report.add(
+        Row("k", "(k) empty eager workflow p50, runner as the fee's", floor, "ms", note=eager)
+    )
     report.add(
         Row(
             "jk",

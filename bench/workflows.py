@@ -8,7 +8,7 @@
   sequential p50 of (j) stay the seed's whatever the product's workflow becomes.
 - ``FeeFanoutWorkflow``: the seed's design for many orders, one child ``SeedFeeWorkflow``
   (id ``FEE-WF-{order_id}``) per order, with a bounded window of children in flight (c).
-- ``EmptyWorkflow``: no command at all, sandboxed as ``FeeDeductionWorkflow`` is, started
+- ``EmptyWorkflow``: no command at all, sandboxed or not as ``FeeDeductionWorkflow`` is, started
   eagerly by the client this process's worker runs on: the floor of one eager call (k).
 """
 
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         APPLY_FEE_RETRY,
         APPLY_FEE_SCHEDULE_TO_CLOSE,
         APPLY_FEE_TIMEOUT,
+        SANDBOXED,
     )
     from superscript.ledger.models import FeeOrder, FeeOutcome
 
@@ -57,9 +58,10 @@ class NoopWorkflow:
         )
 
 
-@workflow.defn(name="BenchEmptyWorkflow")
+@workflow.defn(name="BenchEmptyWorkflow", sandboxed=SANDBOXED)
 class EmptyWorkflow:
-    """Returns its input: a start, one workflow task, a completion."""
+    """Returns its input: a start, one workflow task, a completion. In the sandbox or not,
+    as ``FeeDeductionWorkflow`` is, so that (k) is its floor."""
 
     @workflow.run
     async def run(self, input: NoopInput) -> int:

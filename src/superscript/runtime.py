@@ -17,6 +17,7 @@ from superscript import datadir
 from superscript.api.app import create_app
 from superscript.api.deps import TemporalLink
 from superscript.devserver import DevServer
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import Ledger
 from superscript.settings import Settings
 from superscript.temporal.client import connect
@@ -122,12 +123,13 @@ async def serve_api_with_worker(settings: Settings, stop: asyncio.Event) -> None
     worker to finish on), then the worker (its own graceful shutdown).
     """
     ledger = await Ledger.open(settings.database_url)
-    link = TemporalLink()
+    link, decided = TemporalLink(), RecentlyDecided()
     worker_stop = asyncio.Event()
-    working = asyncio.create_task(_hosted_worker(settings, ledger, link, worker_stop))
+    working = asyncio.create_task(_hosted_worker(settings, ledger, link, decided, worker_stop))
     working.add_done_callback(lambda _: stop.set())  # a worker that ends stops the API
+    app = create_app(settings, ledger=ledger, temporal=link, decided=decided)
     try:
-        await serve_api(settings, stop, create_app(settings, ledger=ledger, temporal=link))
+        await serve_api(settings, stop, app)
     finally:
         worker_stop.set()
         try:
@@ -137,7 +139,11 @@ async def serve_api_with_worker(settings: Settings, stop: asyncio.Event) -> None
 
 
 async def _hosted_worker(
-    settings: Settings, ledger: Ledger, link: TemporalLink, stop: asyncio.Event
+    settings: Settings,
+    ledger: Ledger,
+    link: TemporalLink,
+    decided: RecentlyDecided,
+    stop: asyncio.Event,
 ) -> None:
     """Connect (however long Temporal takes: the API serves meanwhile), then work."""
     client = None
@@ -150,7 +156,7 @@ async def _hosted_worker(
         return
     link.connected(client)
     log.info("worker polling task queue %r (in the API process)", settings.task_queue)
-    await run_worker(client, ledger, settings, stop)
+    await run_worker(client, ledger, settings, stop, decided)
 
 
 async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -13,6 +13,7 @@ from superscript.api.content_type import JsonBodyMiddleware
 from superscript.api.deps import Services, TemporalLink
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
@@ -32,12 +33,14 @@ def create_app(
     ledger: Ledger | None = None,
     client: Client | None = None,
     temporal: TemporalLink | None = None,
+    decided: RecentlyDecided | None = None,
 ) -> FastAPI:
     """An app that opens its ledger and Temporal client when it starts serving.
 
     Tests hand in a ledger and client of their own; the app then leaves them open. A
     process that hosts a worker hands in its ledger and a ``TemporalLink`` it fills with
-    the worker's client once connected (the one client eager start needs).
+    the worker's client once connected (the one client eager start needs), and the
+    worker's ``RecentlyDecided``, from which a fee call takes its outcome.
     """
 
     @asynccontextmanager
@@ -54,6 +57,7 @@ def create_app(
             temporal=link,
             metrics=app_metrics,
             registry=Registry(settings.scripts_dir),
+            decided=decided,
         )
         app.state.services = services
         try:

@@ -23,6 +23,7 @@ from temporalio.client import Client
 from superscript.api.coalesce import Coalescer
 from superscript.api.metrics import Metrics
 from superscript.api.problems import Problem
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import FeeOutcome, Ledger
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
@@ -57,6 +58,8 @@ class Services:
     temporal: TemporalLink
     metrics: Metrics
     registry: Registry
+    # Outcomes this process's own worker just read from the ledger (None: no worker here).
+    decided: RecentlyDecided | None = None
     # Concurrent calls for one order share one start and one wait for its outcome.
     fee_waits: Coalescer[FeeOutcome | None] = field(default_factory=Coalescer)
 
