@@ -15,7 +15,7 @@ import httpx
 
 from superscript.ledger import Ledger
 from tests.conftest import NewStack, unique
-from tests.processes import Stack, wait_healthy
+from tests.processes import NotReady, Stack, wait_healthy
 from tests.system.audits import audit_fees, open_accounts
 from tests.system.faults import http_client, journal_entries
 
@@ -37,8 +37,13 @@ async def _ask(
                 return answer
         except httpx.TransportError:
             pass
-        assert stack.api is not None
-        await wait_healthy(stack.base_url, stack.api, 120)
+        api = stack.api
+        assert api is not None
+        try:
+            await wait_healthy(stack.base_url, api, 120)
+        except NotReady:
+            if stack.api is api:
+                raise  # it died by itself, not by the test's kill
 
 
 async def _kill_api_during(stack: Stack, rng: random.Random, charged: Any, total: int) -> int:
