@@ -33,7 +33,11 @@ def workflows() -> Sequence[type]:
 def activities(client: Client, ledger: Ledger, settings: Settings) -> Sequence[Any]:
     fees = FeeActivities(ledger)
     batches = BatchActivities(
-        BatchStore(ledger), Registry(settings.scripts_dir), ScriptRuns(ledger.engine), client
+        BatchStore(ledger),
+        Registry(settings.scripts_dir),
+        ScriptRuns(ledger.engine),
+        client,
+        data_dir=settings.data_dir,
     )
     scripts = ScriptActivities.from_settings(ledger.engine, settings)
     return [
@@ -41,6 +45,7 @@ def activities(client: Client, ledger: Ledger, settings: Settings) -> Sequence[A
         scripts.run_payment_script,
         scripts.record_script_result,
         batches.apply_fee_chunk,
+        batches.run_script_chunk,
         batches.plan_script_chunk,
         batches.record_batch_items,
         batches.fetch_script_run,
