@@ -38,6 +38,7 @@ from superscript.scripts.records import AttemptStarter, ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import run_script
 from superscript.scripts.workflows import RETRY_INITIAL_INTERVAL, RETRY_MAXIMUM_INTERVAL
+from superscript.testing_hooks import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class Ends:
         async with self.lock:
             runs, items = self.runs, self.items
             self.runs, self.items = [], []
+            if runs:
+                await failpoint("script-chunk-before-record")
             delay = 0.1
             for tries in itertools.count(1):
                 try:
