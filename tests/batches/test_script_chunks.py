@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from superscript.batches.models import batch_workflow_id
 from superscript.ledger import Ledger
+from superscript.processes import wait_until
 from superscript.scripts.records import ScriptRuns
 from superscript.settings import Settings
 from superscript.worker import build_worker
@@ -96,8 +97,11 @@ async def test_the_api_waits_for_a_batch_run_in_flight(pay_api: Api, client: Cli
     batch_id = unique("batch")
     await submit(pay_api, script_batch(batch_id, [held], ["hold"]))
     runs = ScriptRuns(pay_api.ledger.engine)
-    while payments_by_order(data_dir)[held] == 0:  # until the batch's script has started
-        await asyncio.sleep(0.05)
+
+    async def started() -> bool:
+        return payments_by_order(data_dir)[held] == 1
+
+    await wait_until(started, "the batch's script to start", 60, interval=0.05)
 
     # In flight: the API finds the batch's claim and waits on it (1 s here), starting nothing.
     pending = await post_pay(pay_api, held, ["hold"])
