@@ -131,7 +131,9 @@ async def test_the_seeds_orchestrator_continues_as_new(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``orchestrator: children``, one child workflow per key: more children than a run's
-    small plan (a 300-event history) holds, so continue-as-new keeps each run bounded."""
+    small plan (chunks of 10, a 300-event history) holds, so continue-as-new keeps each
+    run bounded."""
+    monkeypatch.setattr(batch_client, "SCRIPT_CHUNK_SIZE", 10)
     monkeypatch.setattr(batch_client, "MAX_HISTORY_EVENTS", 300)
     scripts = tmp_path / "scripts"
     scripts.mkdir()

@@ -107,6 +107,8 @@ async def test_the_api_waits_for_a_batch_run_in_flight(pay_api: Api, client: Cli
     pending = await post_pay(pay_api, held, ["hold"])
     assert pending.status_code == 202, pending.text
     assert pending.json()["workflow_id"] == batch_workflow_id(batch_id)
+    read = await pay_api.http.get(f"/scripts/pay/runs/{held}")
+    assert read.status_code == 202 and read.json()["workflow_id"] == batch_workflow_id(batch_id)
     waiting = asyncio.create_task(post_pay(pay_api, held, ["hold"]))
     (data_dir / f"release-{held}").touch()
     answer = await waiting

@@ -24,29 +24,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.batches.models import Counts, ItemDone
 from superscript.batches.reading import get_batch, pending_items
-from superscript.batches.recording import record_ends, record_items
+from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
+from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts.activities import failed_outcome, outcome_of_run
-from superscript.scripts.chunk_claims import KeyClaim, claim_group, decide_results, stored_results
-from superscript.scripts.client import RunUndecided, await_script_run
-from superscript.scripts.models import ScriptOutcome, ScriptRunResult, run_result
+from superscript.scripts.chunk_claims import KeyClaim, claim_group
+from superscript.scripts.client import (
+    RunUndecided,
+    await_script_run,
+    recorded_run,
+    runs_in_batch,
+    script_handle,
+)
+from superscript.scripts.models import ScriptOutcome, run_result
 from superscript.scripts.records import AttemptStarter, ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import run_script
 from superscript.scripts.workflows import RETRY_INITIAL_INTERVAL, RETRY_MAXIMUM_INTERVAL
-from superscript.testing_hooks import failpoint
 
 log = logging.getLogger(__name__)
 
-# Tries to store a group's ends before the chunk gives up (and Temporal retries it).
-RECORD_TRIES = 20
-RECORD_BACKOFF_MOST = 5.0
-# How long one wait on a key that someone else runs lasts before it is asked again.
+# How long one wait on a key that someone else runs lasts before it is asked again, and
+# how many such waits a chunk has at once.
 WAIT_SECONDS = 30.0
+WAITS_AT_ONCE = 32
 
 
 @dataclass(frozen=True)
@@ -101,75 +107,6 @@ class Key:
 
 
 @dataclass
-class Ends:
-    """The chunk's ends not stored yet, stored a group at a time (one transaction each)."""
-
-    ledger: Ledger
-    batch_id: str
-    script: str
-    group: int
-    runs: list[tuple[int, ScriptRunResult]] = field(default_factory=list)
-    items: list[ItemDone] = field(default_factory=list)
-    counts: Counts = field(default_factory=Counts)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def ran(self, seq: int, result: ScriptRunResult) -> None:
-        self.runs.append((seq, result))
-        if len(self.runs) + len(self.items) >= self.group:
-            await self.flush()
-
-    def ended(self, item: ItemDone) -> None:
-        self.items.append(item)
-
-    async def flush(self) -> None:
-        """Store what ended, retrying database faults (nothing runs again meanwhile)."""
-        async with self.lock:
-            runs, items = self.runs, self.items
-            self.runs, self.items = [], []
-            if runs:
-                await failpoint("script-chunk-before-record")
-            delay = 0.1
-            for tries in itertools.count(1):
-                try:
-                    self.counts = self.counts.plus(await self._store(runs, items))
-                    return
-                except Exception:
-                    if tries >= RECORD_TRIES:
-                        raise
-                    log.warning(
-                        "could not store %d ends yet", len(runs) + len(items), exc_info=True
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECORD_BACKOFF_MOST)
-
-    async def _store(
-        self, runs: Sequence[tuple[int, ScriptRunResult]], items: Sequence[ItemDone]
-    ) -> Counts:
-        if not runs and not items:
-            return Counts()
-        async with self.ledger.write() as conn:
-            await decide_results(conn, [result for _, result in runs])
-            # The first stored result is final: the item reports what the ledger holds.
-            stored = await stored_results(conn, self.script, [r.order_id for _, r in runs])
-            ends = [*items, *(_ran(seq, stored.get(r.order_id, r)) for seq, r in runs)]
-            return await record_ends(conn, self.batch_id, ends)
-
-
-def _ran(seq: int, result: ScriptRunResult) -> ItemDone:
-    return ItemDone(
-        seq=seq,
-        status="succeeded" if result.status == "succeeded" else "failed",
-        outcome=result.status,
-        exit_code=result.exit_code,
-        detail=result.reason,
-    )
-
-
-def _replayed(seq: int, result: ScriptRunResult) -> ItemDone:
-    return ItemDone(seq=seq, status="replayed", outcome=result.status, exit_code=result.exit_code)
-
-
-@dataclass
 class ChunkRun:
     """One chunk activity's work: the keys of ``batch_id`` from ``start`` to ``end``."""
 
@@ -182,34 +119,49 @@ class ChunkRun:
     ends: Ends
     # Waits on keys that someone else runs: (seq, order_id, args).
     waits: list[Key] = field(default_factory=list)
+    # Repeats of a key earlier in the chunk, replayed with its outcome once it has one.
+    repeats: list[Key] = field(default_factory=list)
 
     async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
         """Run the chunk's own keys, store every end, then wait for the others'."""
         firsts, repeats = _split_repeats(keys)
-        self.waits.extend(repeats)
+        self.repeats.extend(repeats)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for part in _groups(firsts, group):
-                    for key, claim in zip(part, await self._claim(part), strict=True):
-                        await self._start(tasks, key, claim)
+                    by_order = {key.order_id: key for key in part}
+                    for claim in await self._claim(part):
+                        await self._start(tasks, by_order[claim.order_id], claim)
         finally:
             # Ended runs are stored even when the chunk stops (a worker shutting down).
             await asyncio.shield(self.ends.flush())
+        waiting = asyncio.Semaphore(WAITS_AT_ONCE)
         async with asyncio.TaskGroup() as tasks:
             for key in self.waits:
-                tasks.create_task(self._waited(key, wait))
+                tasks.create_task(self._waited(key, wait, waiting, repeat=False))
+            for key in self.repeats:
+                tasks.create_task(self._waited(key, wait, waiting, repeat=True))
         await self.ends.flush()
         return self.ends.counts
 
     async def _claim(self, part: Sequence[Key]) -> list[KeyClaim]:
-        async with self.ledger.write() as conn:
-            return await claim_group(
-                conn,
-                self.spec.name,
-                [(key.order_id, key.args) for key in part],
-                self.spec.max_attempts,
-                self.starter,
-            )
+        """The group's claims; a failed transaction claimed nothing, so it is tried again
+        (the scripts already running go on meanwhile)."""
+        keys = [(key.order_id, key.args) for key in part]
+        delay = 0.1
+        for tries in itertools.count(1):
+            try:
+                async with self.ledger.write() as conn:
+                    return await claim_group(
+                        conn, self.spec.name, keys, self.spec.max_attempts, self.starter
+                    )
+            except Exception:
+                if tries >= TRIES:
+                    raise
+                log.warning("could not claim %d keys yet", len(keys), exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MOST)
+        raise AssertionError("unreachable")
 
     async def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> None:
         """Start a granted attempt in a free slot; note every other claim's end."""
@@ -219,10 +171,10 @@ class ChunkRun:
             tasks.create_task(self._run_key(key, claim.attempt))
         elif claim.kind == "decided":
             assert claim.result is not None
-            self.ends.ended(_replayed(key.seq, claim.result))
+            self.ends.ended(replayed_item(key.seq, claim.result))
         elif claim.kind == "refused":
             assert claim.result is not None
-            self.ends.ended(_ran(key.seq, claim.result))
+            self.ends.ended(ran_item(key.seq, claim.result))
         elif claim.kind == "mismatch":
             self.ends.ended(_mismatch(key, self.spec.name))
         else:
@@ -270,8 +222,11 @@ class ChunkRun:
             return failed_outcome(attempt, f"the script could not be started: {exc}")
         return outcome_of_run(run, attempt)
 
-    async def _waited(self, key: Key, wait: WaitFor) -> None:
-        self.ends.ended(await wait.item(self.spec, key))
+    async def _waited(
+        self, key: Key, wait: WaitFor, waiting: asyncio.Semaphore, *, repeat: bool
+    ) -> None:
+        async with waiting:
+            self.ends.ended(await wait.item(self.spec, key, repeat=repeat))
 
 
 @dataclass(frozen=True)
@@ -282,7 +237,14 @@ class WaitFor:
     runs: ScriptRuns
     task_queue: str
 
-    async def item(self, spec: ScriptSpec, key: Key) -> ItemDone:
+    async def item(self, spec: ScriptSpec, key: Key, *, repeat: bool) -> ItemDone:
+        """The item's end once the key's run is decided: ``replayed`` with its outcome.
+
+        Except a pending key that nothing runs (its workflow never started, or is gone):
+        the wait starts the key's own workflow, so the run is this batch's (``succeeded``
+        or ``failed``), as the seed's child, which would have started it, reports it.
+        """
+        taken_over = not repeat and await self._nobody_runs(spec.name, key.order_id)
         try:
             result = await await_script_run(
                 self.client,
@@ -297,7 +259,25 @@ class WaitFor:
             return _mismatch(key, spec.name)
         except RunUndecided as exc:
             return ItemDone(seq=key.seq, status="replayed", outcome="failed", detail=exc.detail)
-        return _replayed(key.seq, result)
+        return ran_item(key.seq, result) if taken_over else replayed_item(key.seq, result)
+
+    async def _nobody_runs(self, script: str, order_id: str) -> bool:
+        """Whether the key is pending and no workflow (nor batch) holds its run."""
+        record = await self.runs.get(script, order_id)
+        if record is None or record.result is not None:
+            return False
+        if await runs_in_batch(self.client, record):
+            return False
+        handle = await recorded_run(self.client, record) or script_handle(
+            self.client, script, order_id
+        )
+        try:
+            await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return True
+            raise
+        return False
 
 
 def _mismatch(key: Key, script: str) -> ItemDone:

@@ -67,10 +67,13 @@ async def claim_group(
 ) -> list[KeyClaim]:
     """Claim each ``(order_id, args)`` and its next attempt, in the caller's transaction.
 
-    The keys must be distinct. Bulk statements: one insert of the pending rows, one read
-    of the rows and one of their attempts per ``IN_LIST_SIZE`` keys, one insert of the
-    granted attempts, one update of the refused keys.
+    The keys must be distinct; the claims come back in ``order_id`` order. Bulk
+    statements: one insert of the pending rows, one read of the rows and one of their
+    attempts per ``IN_LIST_SIZE`` keys, one insert of the granted attempts, one update of
+    the refused keys.
     """
+    # One lock order for every claimer (PostgreSQL): concurrent groups never deadlock.
+    keys = sorted(keys)
     await _make_pending(conn, script, keys, starter.workflow_id)
     order_ids = [order_id for order_id, _ in keys]
     rows = await _rows(conn, script, order_ids)
@@ -203,7 +206,7 @@ async def _rows(conn: AsyncConnection, script: str, order_ids: Sequence[str]) ->
             script_runs.c.order_id.in_(order_ids[part : part + IN_LIST_SIZE]),
         )
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+            query = query.order_by(script_runs.c.order_id).with_for_update()
         for order_id, args, args_hash, workflow_id, result in await conn.execute(query):
             found[order_id] = _Row(
                 args=json.loads(args),

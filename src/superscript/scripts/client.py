@@ -235,7 +235,7 @@ async def batch_run(
     deadline = loop.time() + wait_seconds
     delay = BATCH_POLL_FIRST
     while True:
-        running = await _running(client, record.workflow_id)
+        running = await batch_running(client, record.workflow_id)
         latest = await runs.get(record.script, record.order_id)
         if latest is not None and latest.result is not None:
             return latest.result
@@ -248,7 +248,15 @@ async def batch_run(
         delay = min(delay * 2, BATCH_POLL_MOST)
 
 
-async def _running(client: Client, workflow_id: str) -> bool:
+async def runs_in_batch(client: Client, record: ScriptRunRecord) -> bool:
+    """Whether a batch claimed the key to run it itself, and still runs."""
+    return record.workflow_id.startswith(BATCH_WORKFLOW_PREFIX) and await batch_running(
+        client, record.workflow_id
+    )
+
+
+async def batch_running(client: Client, workflow_id: str) -> bool:
+    """Whether the batch workflow ``workflow_id`` (its latest run) is running."""
     try:
         description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as exc:
