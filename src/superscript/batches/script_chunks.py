@@ -23,7 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.batches.models import Counts, ItemDone
@@ -32,7 +34,7 @@ from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
 from superscript.ledger import IdempotencyKeyReused, Ledger
-from superscript.scripts.activities import failed_outcome, outcome_of_run
+from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
 from superscript.scripts.chunk_claims import KeyClaim, claim_group
 from superscript.scripts.client import (
     RunUndecided,
@@ -123,18 +125,31 @@ class ChunkRun:
     repeats: list[Key] = field(default_factory=list)
 
     async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
-        """Run the chunk's own keys, store every end, then wait for the others'."""
+        """Run the chunk's own keys, store every end, then wait for the others'.
+
+        A worker shutting down starts no more keys: the runs in flight finish and are
+        stored, and the chunk is handed back (``WORKER_SHUTDOWN``, retryable) so that its
+        retry, on another worker, carries on with what is left.
+        """
         firsts, repeats = _split_repeats(keys)
         self.repeats.extend(repeats)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for part in _groups(firsts, group):
+                    if activity.is_worker_shutdown():
+                        break
                     by_order = {key.order_id: key for key in part}
                     for claim in await self._claim(part):
                         await self._start(tasks, by_order[claim.order_id], claim)
         finally:
             # Ended runs are stored even when the chunk stops (a worker shutting down).
             await asyncio.shield(self.ends.flush())
+        if activity.is_worker_shutdown():
+            raise ApplicationError(
+                "the worker is shutting down: the chunk's runs in flight were finished and "
+                "stored, the rest goes to another worker",
+                type=WORKER_SHUTDOWN,
+            )
         waiting = asyncio.Semaphore(WAITS_AT_ONCE)
         async with asyncio.TaskGroup() as tasks:
             for key in self.waits:
