@@ -181,3 +181,40 @@ async def test_csv_batches_choose_the_seeds_orchestrator(pay_api: Api, client: C
         headers={"content-type": "text/csv"},
     )
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
+# Fails its first two attempts, then succeeds: a line per start, with the attempt number.
+FLAKY = """#!/bin/sh
+# superscript.description: fails twice, then pays (test)
+# superscript.max_attempts: 3
+printf '%s %s %s\\n' "$SUPERSCRIPT_IDEMPOTENCY_KEY" "$SUPERSCRIPT_ORDER_ID" \\
+  "$SUPERSCRIPT_ATTEMPT" >>"$SUPERSCRIPT_DATA_DIR/payments.log"
+[ "$SUPERSCRIPT_ATTEMPT" -ge 3 ] || exit 5
+"""
+
+
+async def test_a_chunk_retries_a_key_as_its_header_allows(
+    tmp_path: Path, settings: Settings, ledger: Ledger, client: Client
+) -> None:
+    """``max_attempts: 3``: each attempt claimed in the ledger, numbered in its env."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    write_script(scripts, "flaky.sh", FLAKY)
+    quick = settings.model_copy(update={"scripts_dir": scripts})
+    orders = [unique("order") for _ in range(3)]
+    batch_id = unique("batch")
+    async with build_worker(client, ledger, quick), serve_app(quick, ledger, client) as api:
+        items = [{"order_id": order, "args": []} for order in orders]
+        body = {"batch_id": batch_id, "kind": "script", "script": "flaky", "items": items}
+        await submit(api, body)
+        status = await finish(api, client, batch_id)
+
+    assert (status["succeeded"], status["failed"]) == (3, 0)
+    lines = (tmp_path / "payments.log").read_text().splitlines()
+    runs = ScriptRuns(ledger.engine)
+    for order in orders:
+        assert [line.split()[2] for line in lines if line.split()[1] == order] == ["1", "2", "3"]
+        assert [row["attempt"] for row in await runs.attempts("flaky", order)] == [1, 2, 3]
+        record = await runs.get("flaky", order)
+        assert record is not None and record.result is not None
+        assert (record.result.status, record.result.attempts) == ("succeeded", 3)
