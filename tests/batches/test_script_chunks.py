@@ -89,6 +89,12 @@ async def test_keys_run_by_a_batch_are_replayed_by_the_api_and_back(
         assert body["workflow_id"] == batch_workflow_id(batch_id) and body["attempts"] == 1
         assert len(await runs.attempts("pay", order)) == 1
     assert payments_by_order(data_dir) == dict.fromkeys([by_api, *fresh], 1)
+    # The orchestrator is not the batch's identity: sent again with the seed's, it is the
+    # same batch, gone on as it started, and nothing runs again.
+    again = {**script_batch(batch_id, [by_api, *fresh], []), "orchestrator": "children"}
+    assert (await submit(pay_api, again))["batch_id"] == batch_id
+    assert await finish(pay_api, client, batch_id) == status
+    assert payments_by_order(data_dir) == dict.fromkeys([by_api, *fresh], 1)
 
 
 async def test_the_api_waits_for_a_batch_run_in_flight(pay_api: Api, client: Client) -> None:
