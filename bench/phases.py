@@ -12,6 +12,7 @@ from bench.per_order import C_LABEL, measure_children, measure_raw_and_api
 from bench.raw_asyncpg import measure_raw_asyncpg
 from bench.raw_sqlite import measure_raw_sqlite
 from bench.report import Report, Row, console
+from bench.script_batch import measure_script_batch
 from bench.sequential import measure_sequential
 from bench.sizes import Sizes
 from bench.stack import Stack
@@ -29,6 +30,7 @@ PHASES: list[tuple[str, Measure]] = [
     ("h", measure_raw_sqlite),
     ("i", measure_raw_asyncpg),
     ("f", measure_storm),
+    ("s", measure_script_batch),
     ("g", measure_big_batch),
 ]
 
@@ -51,6 +53,10 @@ PHASE_ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
     "h": [("h", "(h) raw sqlite3: (d)'s rows, stored + applied", "orders/s", ">= 0.5")],
     "i": [("i", "(i) raw asyncpg: (d)'s rows, stored + applied", "orders/s", ">= 0.5")],
     "f": [("f", "(f) duplicate storm, charges", "charges", "== 100")],
+    "s": [
+        ("s_bare", "(s') bare runner, trivial script", "runs/s", None),
+        ("s", "(s) script batch, trivial script", "items/s", ">= 0.5"),
+    ],
     "g": [
         ("g", "(g) fee batch, big, wall time", "s", "completes"),
         ("g_goal", "(g) fee batch, big, end to end, POST included", "s", "<= 40 s"),

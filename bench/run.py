@@ -15,15 +15,18 @@ Starts the embedded Temporal dev server (WAL pragmas), ``superscript worker`` an
 (i) the same with raw asyncpg, in a scratch schema (only with a PostgreSQL ledger);
 (f) a duplicate storm: 1,000 concurrent calls over 100 order IDs, against 100 unique calls;
 (g) a 1,000,000-order fee batch (100,000 with ``--quick``), against 40 s (scaled with
-    ``--quick``), and the worker's peak RSS.
+    ``--quick``), and the worker's peak RSS;
+(s) a 10,000-item script batch of a trivial script (2,000 with ``--quick``), against (s')
+    the bare runner doing the same runs with the same concurrency, no Temporal.
 
 Every process started here is stopped on the way out, also on Ctrl-C, SIGTERM or error.
 See bench/README.md for what each figure means. This module is the command line; the
 stack is ``bench/stack.py``, the measurements ``bench/per_order.py`` ((a) to (c)),
 ``bench/sequential.py`` ((j), (k)), ``bench/batch.py`` ((d), (g)),
 ``bench/ledger_alone.py`` ((e), (e')), ``bench/raw_sqlite.py`` ((h)),
-``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)), run in order by
-``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
+``bench/raw_asyncpg.py`` ((i)), ``bench/storm.py`` ((f)) and ``bench/script_batch.py``
+((s), (s')), run in order by ``bench/phases.py``; the tables and the JSON are
+``bench/report.py``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ class Sizes:
     batch: int  # (d) and (e) orders
     big_batch: int  # (g) orders
     sequential: int = 200  # (j), (k) and the seed's p50: calls one after another
+    script_batch: int = 10_000  # (s) items, and (s') bare runs
     storm_calls: int = 1_000  # (f)
     storm_orders: int = 100  # (f)
     concurrency: int = 64  # (a), (b), and the window of (c)
@@ -40,4 +41,5 @@ QUICK = Sizes(
     big_batch=100_000,
     big_deadline_s=600.0,
     sequential=60,
+    script_batch=2_000,
 )

@@ -92,6 +92,7 @@ def test_index_lists_every_history_and_each_workflow_type() -> None:
         "script-succeeded",
         "script-failed",
         "script-batch",
+        "script-batch-chunks",
         "fee-batch",
     } <= scenarios
     kinds = {entry["workflow_type"] for entry in INDEX}

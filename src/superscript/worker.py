@@ -36,7 +36,11 @@ def activities(
 ) -> Sequence[Any]:
     fees = FeeActivities(ledger, decided)
     batches = BatchActivities(
-        BatchStore(ledger), Registry(settings.scripts_dir), ScriptRuns(ledger.engine), client
+        BatchStore(ledger),
+        Registry(settings.scripts_dir),
+        ScriptRuns(ledger.engine),
+        client,
+        data_dir=settings.data_dir,
     )
     scripts = ScriptActivities.from_settings(ledger.engine, settings)
     return [
@@ -44,6 +48,7 @@ def activities(
         scripts.run_payment_script,
         scripts.record_script_result,
         batches.apply_fee_chunk,
+        batches.run_script_chunk,
         batches.plan_script_chunk,
         batches.record_batch_items,
         batches.fetch_script_run,

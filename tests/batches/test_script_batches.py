@@ -1,4 +1,5 @@
-"""Script batches: the seed's orchestrator, one child per key, each key's script run once."""
+"""Script batches: each key's script run once, by either orchestrator (the default chunks
+of keys per activity, or the seed's child workflow per key)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from superscript.batches import client as batch_client
 from superscript.ledger import Ledger
+from superscript.scripts.records import ScriptRuns
 from superscript.settings import Settings
 from superscript.worker import build_worker
 from tests.batches.submitting import finish, submit
@@ -87,21 +90,20 @@ async def test_unknown_script_is_refused(api: Api) -> None:
     assert response.json()["code"] == "script_not_found"
 
 
+NOOP = "#!/bin/sh\n# superscript.description: does nothing, quickly\nexit 0\n"
+
+
 @pytest.mark.slow
-# The dev server runs about 10 children a second on two cores beside the rest of the
-# suite (since each start is also claimed in the ledger): 17 to 19 minutes, the suite's
-# long pole. Issue #11 takes script batches off one child workflow per item.
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_ten_thousand_items_stay_within_temporal_limits(
     tmp_path: Path, settings: Settings, ledger: Ledger, client: Client
 ) -> None:
-    """Far more children than one history could hold: continue-as-new keeps it bounded."""
+    """The default orchestrator: a chunk activity per 500 keys, so a short history, and
+    every key run by the batch itself (no workflow per key)."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    write_script(
-        scripts, "noop.sh", "#!/bin/sh\n# superscript.description: does nothing, quickly\nexit 0\n"
-    )
+    write_script(scripts, "noop.sh", NOOP)
     quick = settings.model_copy(update={"scripts_dir": scripts})
     total = int(os.environ.get("SUPERSCRIPT_TEST_BIG_BATCH", "10000"))
     running: Worker = build_worker(client, ledger, quick)
@@ -112,8 +114,46 @@ async def test_ten_thousand_items_stay_within_temporal_limits(
         status = await finish(api, client, batch_id)
 
     assert (status["succeeded"], status["pending"], status["status"]) == (total, 0, "completed")
+    async for execution in client.list_workflows(f"WorkflowId = 'BATCH-WF-{batch_id}'"):
+        assert execution.history_length < 1_000
+    for order_id in ("o-0", f"o-{total - 1}"):
+        record = await ScriptRuns(ledger.engine).get("noop", order_id)
+        assert record is not None and record.result is not None
+        assert record.result.workflow_id == f"BATCH-WF-{batch_id}"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_seeds_orchestrator_continues_as_new(
+    tmp_path: Path,
+    settings: Settings,
+    ledger: Ledger,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``orchestrator: children``, one child workflow per key: more children than a run's
+    small plan (chunks of 10, a 300-event history) holds, so continue-as-new keeps each
+    run bounded."""
+    monkeypatch.setattr(batch_client, "SCRIPT_CHUNK_SIZE", 10)
+    monkeypatch.setattr(batch_client, "MAX_HISTORY_EVENTS", 300)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    write_script(scripts, "noop.sh", NOOP)
+    quick = settings.model_copy(update={"scripts_dir": scripts})
+    total = 300
+    async with build_worker(client, ledger, quick), serve_app(quick, ledger, client) as api:
+        batch_id = unique("seed")
+        items = [{"order_id": f"o-{index}", "args": []} for index in range(total)]
+        body = {"batch_id": batch_id, "kind": "script", "script": "noop", "items": items}
+        assert (await submit(api, {**body, "orchestrator": "children"}))["total"] == total
+        status = await finish(api, client, batch_id)
+
+    assert (status["succeeded"], status["pending"], status["status"]) == (total, 0, "completed")
     runs = 0
     async for execution in client.list_workflows(f"WorkflowId = 'BATCH-WF-{batch_id}'"):
         runs += 1
-        assert execution.history_length < 20_000
+        assert execution.history_length < 1_000
     assert runs > 1, "the batch should have continued as new"
+    for order_id in ("o-0", f"o-{total - 1}"):
+        record = await ScriptRuns(ledger.engine).get("noop", order_id)
+        assert record is not None and record.result is not None
+        assert record.result.workflow_id == f"SCRIPT-WF-noop/{order_id}"

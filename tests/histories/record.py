@@ -137,20 +137,42 @@ async def batch_done(api: Api, client: Client, accepted: dict[str, Any]) -> dict
 
 
 async def script_batch(api: Api, client: Client) -> list[Run]:
-    """A script batch with the default plan: a child per new key, one key already run."""
+    """A script batch of the seed's orchestrator (``children``) with the default plan: a
+    child per new key, one key already run."""
     items = [
         {"order_id": "rec-batch-1", "args": ["10"]},
         {"order_id": "rec-batch-2", "args": ["20"]},
         {"order_id": "rec-run-ok", "args": ["100"]},  # run by script_runs: replayed
     ]
     body = {"batch_id": "rec-script", "kind": "script", "script": "collect-payment"}
-    accepted = await post(api, "/batches", {**body, "items": items}, 202)
+    accepted = await post(
+        api, "/batches", {**body, "items": items, "orchestrator": "children"}, 202
+    )
     done = await batch_done(api, client, accepted)
     expect(
         (done["status"], done["succeeded"], done["replayed"]) == ("completed", 2, 1),
         f"script-batch: {done}",
     )
     return [Run("script-batch", "script-batch.json", accepted["workflow_id"])]
+
+
+async def script_batch_chunks(api: Api, client: Client) -> list[Run]:
+    """A script batch of the default orchestrator (``chunks``): one chunk activity runs
+    the new keys; a key already run and a repeat are replayed."""
+    items = [
+        {"order_id": "rec-chunk-1", "args": ["10"]},
+        {"order_id": "rec-chunk-2", "args": ["20"]},
+        {"order_id": "rec-run-ok", "args": ["100"]},  # run by script_runs: replayed
+        {"order_id": "rec-chunk-1", "args": ["10"]},  # a repeat: replayed
+    ]
+    body = {"batch_id": "rec-script-chunks", "kind": "script", "script": "collect-payment"}
+    accepted = await post(api, "/batches", {**body, "items": items}, 202)
+    done = await batch_done(api, client, accepted)
+    expect(
+        (done["status"], done["succeeded"], done["replayed"]) == ("completed", 2, 2),
+        f"script-batch-chunks: {done}",
+    )
+    return [Run("script-batch-chunks", "script-batch-chunks.json", accepted["workflow_id"])]
 
 
 @contextlib.contextmanager
@@ -261,6 +283,8 @@ async def collect(client: Client, runs: list[Run]) -> list[tuple[Entry, Workflow
             expect(all(continued_as_new(h) for h in hists[:-1]), "fee-batch: chain broken")
         if run.scenario == "script-batch":
             expect(len(children(hists[0])) == 2, "script-batch: not two children")
+        if run.scenario == "script-batch-chunks":
+            expect(not children(hists[0]), "script-batch-chunks: started child workflows")
     return out
 
 
@@ -298,6 +322,7 @@ async def record(out: Path) -> list[Entry]:
                 *await fees(api),
                 *await script_runs(api),
                 *await script_batch(api, client),
+                *await script_batch_chunks(api, client),
                 *await fee_batch(api, client),
             ]
             recorded = await collect(client, runs)

@@ -27,6 +27,7 @@ from superscript.api.schemas import CsvBatchParams, CsvBatchQuery, ScriptCsvBatc
 from superscript.api.scripts import script_spec
 from superscript.batches.csv_intake import take_csv
 from superscript.batches.csv_rows import CsvError, rows_for
+from superscript.batches.models import DEFAULT_ORCHESTRATOR
 from superscript.contract import ID_MAX_LENGTH, ID_PATTERN
 
 CSV: Final = b"text/csv"
@@ -61,6 +62,9 @@ async def submit_csv(request: Request) -> Response:
     svc = await get_services(request)
     query = _query(request)
     script = query.script if isinstance(query, ScriptCsvBatchQuery) else None
+    orchestrator = (
+        query.orchestrator if isinstance(query, ScriptCsvBatchQuery) else DEFAULT_ORCHESTRATOR
+    )
     if script is not None:
         script_spec(svc.registry, script)  # a 404 before the body is read
     rows = rows_for(script, API_SCRIPT_OPTION)
@@ -69,7 +73,7 @@ async def submit_csv(request: Request) -> Response:
             staged = await take_csv(request.stream(), rows, staging)
         except CsvError as exc:
             raise csv_problem(exc) from exc
-        return await accept_batch(svc, query.batch_id, query.kind, script, staged)
+        return await accept_batch(svc, query.batch_id, query.kind, script, staged, orchestrator)
 
 
 class CsvOrJsonRoute(APIRoute):
@@ -118,6 +122,18 @@ CSV_OPENAPI: Final[dict[str, Any]] = {
             "required": False,
             "description": "CSV bodies of kind script only (required with one): the script",
             "schema": _ID_SCHEMA,
+        },
+        {
+            "name": "orchestrator",
+            "in": "query",
+            "required": False,
+            "description": (
+                "CSV bodies of kind script only: how the batch runs its keys, `chunks` (the "
+                "default: many keys per activity) or `children` (the seed's design: one "
+                "SinglePaymentCollectionWorkflow child per key); the JSON body's "
+                "`orchestrator`"
+            ),
+            "schema": {"type": "string", "enum": ["chunks", "children"], "default": "chunks"},
         },
     ],
     "requestBody": {

@@ -25,7 +25,7 @@ from superscript.api.schemas import (
 )
 from superscript.api.scripts import script_spec
 from superscript.batches.listing import batch_row, batches_page
-from superscript.batches.models import Batch, BatchItem
+from superscript.batches.models import DEFAULT_ORCHESTRATOR, Batch, BatchItem
 from superscript.batches.store import BatchStore
 from superscript.batches.storing import staged_list
 from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
@@ -46,19 +46,22 @@ async def submit_batch(body: BatchRequest, svc: ServicesDep) -> JSONResponse:
     """Store the items, then start ``BATCH-WF-{batch_id}``; the same batch again is a no-op.
 
     The same batch may be sent as CSV (``text/csv``, ``?batch_id=&kind=`` and ``&script=``
-    for scripts; the header row names the columns): it is read as it arrives.
+    for scripts; the header row names the columns): it is read as it arrives. A script
+    batch's ``orchestrator`` (``&orchestrator=`` in CSV) picks how its keys run.
     """
     # The request's items are the store's FeeOrder/ScriptItem already: no copy per item.
     items: list[BatchItem]
     script: str | None = None
+    orchestrator = DEFAULT_ORCHESTRATOR
     if isinstance(body, FeeBatchRequest):
         items = list(body.items)
     else:
         script = body.script
         script_spec(svc.registry, script)  # a 404 before anything is stored
         items = list(body.items)
+        orchestrator = body.orchestrator
     staged = staged_list(body.kind, script, items)
-    return await accept_batch(svc, body.batch_id, body.kind, script, staged)
+    return await accept_batch(svc, body.batch_id, body.kind, script, staged, orchestrator)
 
 
 router.include_router(submit_router)

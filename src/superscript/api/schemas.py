@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from superscript.api.paging import PageLimit
-from superscript.batches.models import ScriptItem
+from superscript.batches.models import DEFAULT_ORCHESTRATOR, ScriptItem, ScriptOrchestrator
 from superscript.contract import (
     ARG_PATTERN,
     ARG_RULE,
@@ -215,11 +215,25 @@ class FeeBatchRequest(Strict):
     items: Annotated[list[FeeItemIn], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
+Orchestrator = Annotated[
+    ScriptOrchestrator,
+    Field(
+        description=(
+            "How the batch runs its keys: `chunks` (the default) runs many keys per "
+            "activity; `children` is the seed's design, one SinglePaymentCollectionWorkflow "
+            "child per key. Either way each key runs once. It does not make another batch: "
+            "the same batch sent again goes on as it started."
+        )
+    ),
+]
+
+
 class ScriptBatchRequest(Strict):
     batch_id: Identifier
     kind: Literal["script"]
     script: Identifier
     items: Annotated[list[ScriptItemIn], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+    orchestrator: Orchestrator = DEFAULT_ORCHESTRATOR
 
 
 BatchRequest = Annotated[FeeBatchRequest | ScriptBatchRequest, Field(discriminator="kind")]
@@ -236,6 +250,7 @@ class ScriptCsvBatchQuery(Strict):
     batch_id: Identifier
     kind: Literal["script"]
     script: Identifier
+    orchestrator: Orchestrator = DEFAULT_ORCHESTRATOR
 
 
 class CsvBatchParams(BaseModel):
@@ -244,6 +259,7 @@ class CsvBatchParams(BaseModel):
     batch_id: Identifier | None = None
     kind: Literal["fee", "script"] | None = None
     script: Identifier | None = None
+    orchestrator: ScriptOrchestrator | None = None
 
 
 CsvBatchQuery = Annotated[FeeCsvBatchQuery | ScriptCsvBatchQuery, Field(discriminator="kind")]

@@ -29,6 +29,7 @@ from superscript.scripts.client import (
     not_recorded,
     recorded_run,
     request_script_run,
+    runs_in_batch,
     script_handle,
 )
 from superscript.scripts.listing import RunStatus, runs_page
@@ -193,6 +194,8 @@ async def get_run(
     if record is not None and record.result is not None:
         return record.result
     try:
+        if record is not None and await runs_in_batch(client, record):
+            return _pending(name, order_id, record.workflow_id)
         handle = None if record is None else await recorded_run(client, record)
         if handle is None:
             handle = script_handle(client, name, order_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
@@ -17,11 +20,13 @@ from superscript.batches.models import (
     ScriptPlan,
 )
 from superscript.batches.planning import plan_script_chunk
+from superscript.batches.script_chunks import ChunkPlace, WaitFor, run_script_chunk
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
+from superscript.scripts.activities import worker_identity
 from superscript.scripts.client import not_recorded, recorded_run, script_handle, workflow_for
 from superscript.scripts.models import ScriptRunResult
-from superscript.scripts.records import ScriptRuns
+from superscript.scripts.records import AttemptStarter, ScriptRuns
 from superscript.scripts.registry import Registry
 from superscript.temporal.heartbeat import heartbeating
 from superscript.testing_hooks import failpoint
@@ -29,18 +34,33 @@ from superscript.testing_hooks import failpoint
 # How often a waiting activity tells Temporal it is still alive (chunk activities beat
 # every ``heartbeat.EVERY_SECONDS``, inside their 10 s heartbeat timeout).
 HEARTBEAT_SECONDS = 5.0
+# Scripts a worker runs at once for its script chunks (all chunks together), and keys
+# claimed (and their ends stored) per transaction.
+SCRIPT_SLOTS = 16
+SCRIPT_GROUP = 32
 
 
 class BatchActivities:
     """Holds the batch store, the script registry and records, and a Temporal client."""
 
     def __init__(
-        self, store: BatchStore, registry: Registry, runs: ScriptRuns, client: Client
+        self,
+        store: BatchStore,
+        registry: Registry,
+        runs: ScriptRuns,
+        client: Client,
+        *,
+        data_dir: Path = Path("data"),
+        script_slots: int = SCRIPT_SLOTS,
+        script_group: int = SCRIPT_GROUP,
     ) -> None:
         self.store = store
         self.registry = registry
         self.runs = runs
         self.client = client
+        self.chunks = ChunkPlace(
+            store.ledger, registry, runs, asyncio.Semaphore(script_slots), data_dir, script_group
+        )
 
     @activity.defn(name="apply_fee_chunk")
     async def apply_fee_chunk(self, input: ChunkInput) -> Counts:
@@ -52,6 +72,27 @@ class BatchActivities:
         )
         await failpoint("fee-chunk-after-commit")
         return counts
+
+    @activity.defn(name="run_script_chunk")
+    async def run_script_chunk(self, input: ChunkInput) -> Counts:
+        """Run a chunk of script items here (the default orchestrator), heartbeating.
+
+        Each attempt is claimed in the ledger under this activity's ID, which the batch
+        workflow makes the chunk's (``script-chunk-{start}``): a retry of the chunk is the
+        same claimer, so it carries on where the lost attempt left off.
+        """
+        info = activity.info()
+        starter = AttemptStarter(
+            workflow_id=info.workflow_id or "",
+            run_id=info.workflow_run_id,
+            activity_id=info.activity_id,
+            activity_attempt=info.attempt,
+            worker=worker_identity(),
+        )
+        wait = WaitFor(self.client, self.runs, info.task_queue)
+        return await heartbeating(
+            run_script_chunk(self.chunks, input.batch_id, input.start, input.end, starter, wait)
+        )
 
     @activity.defn(name="plan_script_chunk")
     async def plan_script_chunk(self, input: ChunkInput) -> ScriptPlan:

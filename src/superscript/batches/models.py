@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from superscript.ledger.models import FeeOrder
 
 BatchKind = Literal["fee", "script"]
+ScriptOrchestrator = Literal["chunks", "children"]
+"""How a script batch runs its keys: ``chunks`` (the default) runs many keys per chunk
+activity; ``children`` is the seed's design, one ``SinglePaymentCollectionWorkflow`` per key."""
+DEFAULT_ORCHESTRATOR: ScriptOrchestrator = "chunks"
 ItemStatus = Literal["pending", "succeeded", "replayed", "failed"]
 # How an item ends: every status but ``pending``.
 EndStatus = Literal["succeeded", "replayed", "failed"]
@@ -122,6 +126,8 @@ class BatchInput(BaseModel):
     next_seq: int = 0
     counts: Counts = Counts()
     plan: BatchPlan
+    # Absent from inputs recorded before it existed: those batches ran the seed's children.
+    orchestrator: ScriptOrchestrator = "children"
 
     @model_validator(mode="before")
     @classmethod

@@ -1,9 +1,17 @@
-"""``BatchWorkflow``: pages through a stored batch with a bounded window of work in flight."""
+"""``BatchWorkflow``: pages through a stored batch with a bounded window of work in flight.
+
+A script batch runs its keys one of two ways, fixed in its input (``orchestrator``):
+``chunks`` (the default) runs each chunk's keys in one activity; ``children`` is the seed's
+design, a ``SinglePaymentCollectionWorkflow`` child per key. An input recorded before the
+choice existed is ``children``, so old histories replay with the same commands.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -39,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
 CHUNK_TIMEOUT = timedelta(minutes=2)
 # Chunk activities heartbeat while they work: a lost worker is noticed this fast.
 CHUNK_HEARTBEAT = timedelta(seconds=10)
+# A chunk of scripts run by one activity: as long as its keys' scripts may take.
+SCRIPT_CHUNK_TIMEOUT = timedelta(hours=12)
 # Waiting for a run another caller started: as long as its script may take, heartbeating.
 FETCH_TIMEOUT = timedelta(hours=2)
 FETCH_HEARTBEAT = timedelta(seconds=30)
@@ -78,7 +88,7 @@ class BatchWorkflow:
                     start=next_seq,
                     end=min(next_seq + plan.chunk_size, input.total),
                 )
-                work = self._fee_chunk(chunk) if input.kind == "fee" else self._script_chunk(chunk)
+                work = self._chunk(input, chunk)
                 in_flight.append(asyncio.create_task(work))
                 next_seq = chunk.end
             if not in_flight:
@@ -106,6 +116,29 @@ class BatchWorkflow:
         return (
             info.get_current_history_length() > plan.max_history_events
             or info.is_continue_as_new_suggested()
+        )
+
+    def _chunk(self, input: BatchInput, chunk: ChunkInput) -> Coroutine[Any, Any, Counts]:
+        """The chunk's work, by the batch's kind and (for scripts) its orchestrator."""
+        if input.kind == "fee":
+            return self._fee_chunk(chunk)
+        if input.orchestrator == "children":
+            return self._script_chunk(chunk)
+        return self._script_keys(chunk)
+
+    async def _script_keys(self, chunk: ChunkInput) -> Counts:
+        """The default orchestrator: one activity runs the chunk's keys itself.
+
+        Its activity ID names the chunk, so that a retry of it claims attempts as the same
+        claimer (see ``superscript.scripts.chunk_claims``).
+        """
+        return await workflow.execute_activity_method(
+            BatchActivities.run_script_chunk,
+            chunk,
+            activity_id=f"script-chunk-{chunk.start}",
+            start_to_close_timeout=SCRIPT_CHUNK_TIMEOUT,
+            heartbeat_timeout=CHUNK_HEARTBEAT,
+            retry_policy=CHUNK_RETRY,
         )
 
     async def _fee_chunk(self, chunk: ChunkInput) -> Counts:

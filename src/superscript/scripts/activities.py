@@ -63,7 +63,8 @@ BUSINESS: Final = ApplicationErrorCategory.BENIGN
 fault: the SDK then logs it as one DEBUG line instead of a WARNING with a traceback."""
 
 
-def _outcome_of(run: RunResult, attempt: int) -> ScriptOutcome:
+def outcome_of_run(run: RunResult, attempt: int) -> ScriptOutcome:
+    """What one attempt came to (also a batch chunk's, which runs keys itself)."""
     reason = None
     if run.timed_out:
         reason = f"{run.killed_reason}; the script and every process it started were killed"
@@ -77,7 +78,8 @@ def _outcome_of(run: RunResult, attempt: int) -> ScriptOutcome:
     )
 
 
-def _failed(attempt: int, reason: str) -> ScriptOutcome:
+def failed_outcome(attempt: int, reason: str) -> ScriptOutcome:
+    """An attempt that ended without an exit code of its own, and why."""
     return ScriptOutcome(
         status="failed", exit_code=None, stdout="", stderr="", attempts=attempt, reason=reason
     )
@@ -101,7 +103,7 @@ def _stored_outcome(result: ScriptRunResult, *, recorded: bool) -> ScriptOutcome
     )
 
 
-def _worker_identity() -> str | None:
+def worker_identity() -> str | None:
     """The worker's identity (its client's), kept with each attempt it starts."""
     try:
         return activity.client().identity
@@ -203,15 +205,15 @@ class ScriptActivities:
         except asyncio.CancelledError:
             if not _cancelled_by_worker_shutdown():
                 raise
-            outcome = _failed(attempt, SHUTDOWN_REASON)
+            outcome = failed_outcome(attempt, SHUTDOWN_REASON)
             if attempt < input.max_attempts:
                 raise ApplicationError(
                     SHUTDOWN_REASON, outcome, type=WORKER_SHUTDOWN, category=BUSINESS
                 ) from None
             return outcome
         except OSError as exc:
-            return _failed(attempt, f"the script could not be started: {exc}")
-        return _outcome_of(run, attempt)
+            return failed_outcome(attempt, f"the script could not be started: {exc}")
+        return outcome_of_run(run, attempt)
 
     async def _claim(self, input: RunPaymentScriptInput) -> AttemptClaim:
         """Claim the next attempt in the ledger, heartbeating while the database is busy.
@@ -227,7 +229,7 @@ class ScriptActivities:
             run_id=info.workflow_run_id,
             activity_id=info.activity_id,
             activity_attempt=info.attempt,
-            worker=_worker_identity(),
+            worker=worker_identity(),
         )
         claiming = self.runs.claim_attempt(
             input.script, input.order_id, input.args, input.max_attempts, starter

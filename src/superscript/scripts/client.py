@@ -6,12 +6,15 @@ the whole exactly-once dance for one key, the smaller functions are its parts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from superscript.batches.models import WORKFLOW_ID_PREFIX as BATCH_WORKFLOW_PREFIX
 from superscript.scripts.models import (
     ScriptRunResult,
     SinglePaymentCollectionInput,
@@ -23,6 +26,10 @@ from superscript.scripts.workflows import SinglePaymentCollectionWorkflow
 from superscript.temporal.start import result_within, start_or_join
 
 ScriptHandle = WorkflowHandle[SinglePaymentCollectionWorkflow, ScriptRunResult]
+
+# Reading the record of a key a batch runs itself, while it runs: the first wait, the most.
+BATCH_POLL_FIRST: Final = 0.05
+BATCH_POLL_MOST: Final = 1.0
 
 
 class RunUndecided(Exception):
@@ -190,6 +197,10 @@ async def request_script_run(
     record.check_args(args)
     if record.result is not None:
         return record.result
+    if record.workflow_id.startswith(BATCH_WORKFLOW_PREFIX):
+        answer = await batch_run(client, runs, record, wait_seconds)
+        if answer is not None:
+            return answer
 
     handle = await recorded_run(client, record) or await start_script_workflow(
         client, collection_input(spec, order_id, args), task_queue
@@ -208,3 +219,68 @@ async def request_script_run(
         return Pending(handle.id)
     # The workflow stores its result before it returns: the record is the answer.
     return result_of(await runs.get(spec.name, order_id), handle.id)
+
+
+async def batch_run(
+    client: Client, runs: ScriptRuns, record: ScriptRunRecord, wait_seconds: float
+) -> ScriptRunResult | Pending | None:
+    """The run of a key a batch claimed and runs itself (no workflow of its own).
+
+    Its result once the batch records it; ``Pending`` (the batch's workflow ID) after
+    ``wait_seconds``; None once that batch no longer runs and the key is still pending
+    (terminated mid-run): the key's own workflow takes over, and the ledger's attempt
+    claims keep it to ``max_attempts`` starts.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    delay = BATCH_POLL_FIRST
+    while True:
+        running = await batch_running(client, record.workflow_id)
+        latest = await runs.get(record.script, record.order_id)
+        if latest is not None and latest.result is not None:
+            return latest.result
+        if not running:
+            return None
+        left = deadline - loop.time()
+        if left <= 0:
+            return Pending(record.workflow_id)
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, BATCH_POLL_MOST)
+
+
+async def runs_in_batch(client: Client, record: ScriptRunRecord) -> bool:
+    """Whether a batch claimed the key to run it itself, and still runs."""
+    return record.workflow_id.startswith(BATCH_WORKFLOW_PREFIX) and await batch_running(
+        client, record.workflow_id
+    )
+
+
+async def batch_running(client: Client, workflow_id: str) -> bool:
+    """Whether the batch workflow ``workflow_id`` (its latest run) is running."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def await_script_run(
+    client: Client,
+    runs: ScriptRuns,
+    spec: ScriptSpec,
+    order_id: str,
+    args: Sequence[str],
+    *,
+    task_queue: str,
+    wait_seconds: float,
+) -> ScriptRunResult:
+    """``request_script_run`` until the run is decided: for a batch that waits on a key
+    someone else runs (its caller heartbeats meanwhile)."""
+    while True:
+        answer = await request_script_run(
+            client, runs, spec, order_id, args, task_queue=task_queue, wait_seconds=wait_seconds
+        )
+        if not isinstance(answer, Pending):
+            return answer

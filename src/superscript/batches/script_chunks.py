@@ -1,0 +1,325 @@
+"""A chunk of a script batch run in one activity: the default orchestrator of script batches.
+
+The seed's orchestrator starts a ``SinglePaymentCollectionWorkflow`` per key, bound by the
+Temporal server's pace (about ten a second). Here one activity runs a chunk's keys itself,
+with the single-run path's per-key guarantees, kept by the ledger rather than by a
+workflow per key (see ``superscript.scripts.chunk_claims``):
+
+- keys and their attempts are claimed in groups, each in one transaction, right before
+  their scripts start, so a lost worker leaves at most a group or two claimed but not
+  started (those count as started: at most ``max_attempts`` starts, ever);
+- the scripts run through ``run_script``, at most ``slots`` at once on the worker;
+- every end is stored (the key's result and the batch item, one transaction per group);
+- a key someone else runs (the API, another batch or chunk) is waited for, never started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from superscript.batches.models import Counts, ItemDone
+from superscript.batches.reading import get_batch, pending_items
+from superscript.batches.recording import record_items
+from superscript.batches.schema import batch_items
+from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
+from superscript.ledger import IdempotencyKeyReused, Ledger
+from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
+from superscript.scripts.chunk_claims import KeyClaim, claim_group
+from superscript.scripts.client import (
+    RunUndecided,
+    await_script_run,
+    recorded_run,
+    runs_in_batch,
+    script_handle,
+)
+from superscript.scripts.models import ScriptOutcome, run_result
+from superscript.scripts.records import AttemptStarter, ScriptRuns
+from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
+from superscript.scripts.runner import run_script
+from superscript.scripts.workflows import RETRY_INITIAL_INTERVAL, RETRY_MAXIMUM_INTERVAL
+
+log = logging.getLogger(__name__)
+
+# How long one wait on a key that someone else runs lasts before it is asked again, and
+# how many such waits a chunk has at once.
+WAIT_SECONDS = 30.0
+WAITS_AT_ONCE = 32
+
+
+@dataclass(frozen=True)
+class ChunkPlace:
+    """What a chunk activity runs with: the worker's ledger, registry, slots and data dir."""
+
+    ledger: Ledger
+    registry: Registry
+    runs: ScriptRuns
+    slots: asyncio.Semaphore
+    data_dir: Path
+    # Keys claimed (and their ends stored) per transaction.
+    group: int
+
+
+async def run_script_chunk(
+    place: ChunkPlace, batch_id: str, start: int, end: int, starter: AttemptStarter, wait: WaitFor
+) -> Counts:
+    """Run the pending items ``start..end`` of script batch ``batch_id``; their counts.
+
+    A script removed since the batch was accepted fails every item, and nothing runs.
+    """
+    batch = await get_batch(place.ledger, batch_id)
+    assert batch is not None and batch.script is not None
+    async with place.ledger.engine.connect() as conn:
+        rows = await pending_items(
+            conn, batch_id, start, end, batch_items.c.order_id, batch_items.c.args
+        )
+    keys = [Key(seq, order_id, json.loads(args)) for seq, order_id, args in rows]
+    try:
+        spec = place.registry.get(batch.script)
+    except ScriptNotFound as exc:
+        unknown = [
+            ItemDone(seq=key.seq, status="failed", outcome=exc.code, detail=str(exc))
+            for key in keys
+        ]
+        return await record_items(place.ledger, batch_id, unknown)
+    ends = Ends(place.ledger, batch_id, spec.name, place.group)
+    chunk = ChunkRun(
+        place.ledger, place.runs, spec, starter, place.slots, place.data_dir.resolve(), ends
+    )
+    return await chunk.run(keys, place.group, wait)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One pending item of the chunk."""
+
+    seq: int
+    order_id: str
+    args: list[str]
+
+
+@dataclass
+class ChunkRun:
+    """One chunk activity's work: the keys of ``batch_id`` from ``start`` to ``end``."""
+
+    ledger: Ledger
+    runs: ScriptRuns
+    spec: ScriptSpec
+    starter: AttemptStarter
+    slots: asyncio.Semaphore
+    data_dir: Path
+    ends: Ends
+    # Waits on keys that someone else runs: (seq, order_id, args).
+    waits: list[Key] = field(default_factory=list)
+    # Repeats of a key earlier in the chunk, replayed with its outcome once it has one.
+    repeats: list[Key] = field(default_factory=list)
+
+    async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
+        """Run the chunk's own keys, store every end, then wait for the others'.
+
+        A worker shutting down starts no more keys: the runs in flight finish and are
+        stored, and the chunk is handed back (``WORKER_SHUTDOWN``, retryable) so that its
+        retry, on another worker, carries on with what is left.
+        """
+        firsts, repeats = _split_repeats(keys)
+        self.repeats.extend(repeats)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for part in _groups(firsts, group):
+                    if activity.is_worker_shutdown():
+                        break
+                    by_order = {key.order_id: key for key in part}
+                    for claim in await self._claim(part):
+                        await self._start(tasks, by_order[claim.order_id], claim)
+        finally:
+            # Ended runs are stored even when the chunk stops (a worker shutting down).
+            await asyncio.shield(self.ends.flush())
+        if activity.is_worker_shutdown():
+            raise ApplicationError(
+                "the worker is shutting down: the chunk's runs in flight were finished and "
+                "stored, the rest goes to another worker",
+                type=WORKER_SHUTDOWN,
+            )
+        waiting = asyncio.Semaphore(WAITS_AT_ONCE)
+        async with asyncio.TaskGroup() as tasks:
+            for key in self.waits:
+                tasks.create_task(self._waited(key, wait, waiting, repeat=False))
+            for key in self.repeats:
+                tasks.create_task(self._waited(key, wait, waiting, repeat=True))
+        await self.ends.flush()
+        return self.ends.counts
+
+    async def _claim(self, part: Sequence[Key]) -> list[KeyClaim]:
+        """The group's claims; a failed transaction claimed nothing, so it is tried again
+        (the scripts already running go on meanwhile)."""
+        keys = [(key.order_id, key.args) for key in part]
+        delay = 0.1
+        for tries in itertools.count(1):
+            try:
+                async with self.ledger.write() as conn:
+                    return await claim_group(
+                        conn, self.spec.name, keys, self.spec.max_attempts, self.starter
+                    )
+            except Exception:
+                if tries >= TRIES:
+                    raise
+                log.warning("could not claim %d keys yet", len(keys), exc_info=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MOST)
+        raise AssertionError("unreachable")
+
+    async def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> None:
+        """Start a granted attempt in a free slot; note every other claim's end."""
+        if claim.kind == "run":
+            assert claim.attempt is not None
+            await self.slots.acquire()  # claimed keys start in order, never piling up
+            tasks.create_task(self._run_key(key, claim.attempt))
+        elif claim.kind == "decided":
+            assert claim.result is not None
+            self.ends.ended(replayed_item(key.seq, claim.result))
+        elif claim.kind == "refused":
+            assert claim.result is not None
+            self.ends.ended(ran_item(key.seq, claim.result))
+        elif claim.kind == "mismatch":
+            self.ends.ended(_mismatch(key, self.spec.name))
+        else:
+            self.waits.append(key)
+
+    async def _run_key(self, key: Key, attempt: int) -> None:
+        """The key's attempts (its header's ``max_attempts``), each claimed in the ledger."""
+        held = True
+        try:
+            while True:
+                outcome = await self._attempt(key, attempt)
+                self.slots.release()
+                held = False
+                if outcome.status == "succeeded" or attempt >= self.spec.max_attempts:
+                    break
+                await asyncio.sleep(_backoff(attempt))
+                claim = await self.runs.claim_attempt(
+                    self.spec.name, key.order_id, key.args, self.spec.max_attempts, self.starter
+                )
+                if claim.result is not None:
+                    await self.ends.ran(key.seq, claim.result)
+                    return
+                assert claim.attempt is not None
+                attempt = claim.attempt
+                await self.slots.acquire()
+                held = True
+        finally:
+            if held:
+                self.slots.release()
+        result = run_result(
+            self.spec.name, key.order_id, outcome, self.starter.workflow_id, self.starter.run_id
+        )
+        await self.ends.ran(key.seq, result)
+
+    async def _attempt(self, key: Key, attempt: int) -> ScriptOutcome:
+        try:
+            run = await run_script(
+                self.spec,
+                list(key.args),
+                order_id=key.order_id,
+                attempt=attempt,
+                extra_env={"SUPERSCRIPT_DATA_DIR": str(self.data_dir)},
+            )
+        except OSError as exc:
+            return failed_outcome(attempt, f"the script could not be started: {exc}")
+        return outcome_of_run(run, attempt)
+
+    async def _waited(
+        self, key: Key, wait: WaitFor, waiting: asyncio.Semaphore, *, repeat: bool
+    ) -> None:
+        async with waiting:
+            self.ends.ended(await wait.item(self.spec, key, repeat=repeat))
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """Waiting for a key that someone else runs, as the API's callers wait for it."""
+
+    client: Client
+    runs: ScriptRuns
+    task_queue: str
+
+    async def item(self, spec: ScriptSpec, key: Key, *, repeat: bool) -> ItemDone:
+        """The item's end once the key's run is decided: ``replayed`` with its outcome.
+
+        Except a pending key that nothing runs (its workflow never started, or is gone):
+        the wait starts the key's own workflow, so the run is this batch's (``succeeded``
+        or ``failed``), as the seed's child, which would have started it, reports it.
+        """
+        taken_over = not repeat and await self._nobody_runs(spec.name, key.order_id)
+        try:
+            result = await await_script_run(
+                self.client,
+                self.runs,
+                spec,
+                key.order_id,
+                key.args,
+                task_queue=self.task_queue,
+                wait_seconds=WAIT_SECONDS,
+            )
+        except IdempotencyKeyReused:
+            return _mismatch(key, spec.name)
+        except RunUndecided as exc:
+            return ItemDone(seq=key.seq, status="replayed", outcome="failed", detail=exc.detail)
+        return ran_item(key.seq, result) if taken_over else replayed_item(key.seq, result)
+
+    async def _nobody_runs(self, script: str, order_id: str) -> bool:
+        """Whether the key is pending and no workflow (nor batch) holds its run."""
+        record = await self.runs.get(script, order_id)
+        if record is None or record.result is not None:
+            return False
+        if await runs_in_batch(self.client, record):
+            return False
+        handle = await recorded_run(self.client, record) or script_handle(
+            self.client, script, order_id
+        )
+        try:
+            await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return True
+            raise
+        return False
+
+
+def _mismatch(key: Key, script: str) -> ItemDone:
+    error = IdempotencyKeyReused(
+        f"order {key.order_id!r} already has a run of script {script!r} with other args; "
+        "nothing was run"
+    )
+    return ItemDone(seq=key.seq, status="failed", outcome=error.code, detail=error.detail)
+
+
+def _split_repeats(keys: Iterable[Key]) -> tuple[list[Key], list[Key]]:
+    """Each order's first item, and the repeats (replayed once the first has ended)."""
+    seen: set[str] = set()
+    firsts: list[Key] = []
+    repeats: list[Key] = []
+    for key in keys:
+        (repeats if key.order_id in seen else firsts).append(key)
+        seen.add(key.order_id)
+    return firsts, repeats
+
+
+def _groups(keys: Sequence[Key], size: int) -> Iterable[Sequence[Key]]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
+
+
+def _backoff(attempt: int) -> float:
+    """The single-run workflow's retry policy: 1 s, doubling, at most 30 s."""
+    first = RETRY_INITIAL_INTERVAL.total_seconds()
+    return float(min(first * 2 ** (attempt - 1), RETRY_MAXIMUM_INTERVAL.total_seconds()))
