@@ -89,7 +89,7 @@ async def _apply(db: Any, batch_id: str, start: int, end: int, decider: Decider)
     span = (batch_id, start, end)
     balances = {row[0]: row[1] for row in await db.fetch(_LOCK, *span)}
     read = ChunkRead(
-        orders=[tuple(row) for row in await db.fetch(_ITEMS, *span)],  # type: ignore[misc]
+        orders=[tuple(row) for row in await db.fetch(_ITEMS, *span)],
         balances=balances,
         stored={
             row[0]: FeeOutcome.model_validate(dict(row)) for row in await db.fetch(_STORED, *span)
