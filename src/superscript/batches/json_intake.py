@@ -37,6 +37,8 @@ from superscript.contract import ID_RE, MAX_AMOUNT, MAX_BATCH_ITEMS, MIN_AMOUNT
 MAX_PENDING_CHARS: Final = 2 * 1024 * 1024
 _WHITESPACE: Final = " \t\n\r"
 _DECODER: Final = json.JSONDecoder()
+# The C scanner behind ``raw_decode``: one value at an index, (value, end).
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 _ID = ID_RE.fullmatch
 _SEPARATOR: Final = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 
@@ -236,7 +238,7 @@ class JsonIntake:
     def _item(self, final: bool) -> bool:
         """Items one after the other, in one tight loop while the text holds them whole."""
         assert self._check is not None
-        check, scan, separator = self._check, _DECODER.scan_once, _SEPARATOR.match
+        check, scan, separator = self._check, _SCAN, _SEPARATOR.match
         text, pos = self._text, self._pos
         cells, lines = self._cells, self._lines
         moved = False

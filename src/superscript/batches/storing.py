@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -190,14 +191,16 @@ async def _insert_batch(
 async def _insert_items(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
     """Rows straight to the driver: COPY on PostgreSQL, one prepared statement on SQLite.
 
-    SQLAlchemy's own executemany spends more time on each row's parameters than the
-    database spends storing it. On PostgreSQL the caller's transaction has already run a
-    statement, so COPY runs inside it (asyncpg begins SQLAlchemy's transaction lazily).
+    SQLAlchemy's own executemany (``exec_driver_sql`` too) spends more time on each row's
+    parameters than the database spends storing it. On PostgreSQL the caller's transaction
+    has already run a statement, so COPY runs inside it (asyncpg begins SQLAlchemy's
+    transaction lazily).
     """
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    assert driver is not None
     if conn.dialect.name == "postgresql":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
         await driver.copy_records_to_table(batch_items.name, records=rows, columns=ITEM_COLUMNS)
     else:
-        await conn.exec_driver_sql(_INSERT_ITEMS_SQL, rows)
+        # aiosqlite, inside the BEGIN IMMEDIATE the caller's transaction began with.
+        await driver.executemany(_INSERT_ITEMS_SQL, rows)
