@@ -3,8 +3,8 @@ the body is split, and a refusal (so the whole-body route answers) for anything 
 
 from __future__ import annotations
 
+import io
 import json
-import tempfile
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ FEES = [{"order_id": f"o-{i}", "account_id": f"a-{i % 3}", "amount": i + 1} for 
 
 def take(body: bytes, size: int) -> tuple[JsonIntake, Any]:
     """Feed ``body`` in pieces of ``size`` bytes; the intake and its staged items."""
-    staging = tempfile.TemporaryFile()
+    staging = io.BytesIO()
     intake = JsonIntake(CHECKS, staging)
     for start in range(0, len(body), size):
         intake.feed(body[start : start + size])
@@ -55,7 +55,7 @@ def test_script_items_and_their_digest(size: int) -> None:
 
 
 def test_a_number_split_between_pieces_is_read_whole() -> None:
-    intake = JsonIntake(CHECKS, tempfile.TemporaryFile())
+    intake = JsonIntake(CHECKS, io.BytesIO())
     intake.feed(
         b'{"kind":"fee","batch_id":"b","items":[{"order_id":"o","account_id":"a","amount":12'
     )
@@ -90,14 +90,14 @@ GOOD_ITEM = '{"order_id":"o","account_id":"a","amount":1}'
     ],
 )
 def test_anything_else_is_left_to_the_whole_body_route(body: str) -> None:
-    intake = JsonIntake(CHECKS, tempfile.TemporaryFile())
+    intake = JsonIntake(CHECKS, io.BytesIO())
     with pytest.raises(GiveUp):
         intake.feed(body.encode())
         intake.feed(b"", final=True)
 
 
 def test_text_that_is_not_utf8_is_left_to_the_whole_body_route() -> None:
-    intake = JsonIntake(CHECKS, tempfile.TemporaryFile())
+    intake = JsonIntake(CHECKS, io.BytesIO())
     with pytest.raises(GiveUp):
         intake.feed(b'{"batch_id":"\xff"}')
         intake.feed(b"", final=True)
