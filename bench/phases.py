@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from bench.batch import measure_batch
 from bench.big_batch import measure_big_batch
 from bench.ledger_alone import measure_ledger
-from bench.per_order import measure_children, measure_raw_and_api
+from bench.per_order import C_LABEL, measure_children, measure_raw_and_api
 from bench.raw_asyncpg import measure_raw_asyncpg
 from bench.raw_sqlite import measure_raw_sqlite
 from bench.report import Report, Row, console
+from bench.sequential import measure_sequential
 from bench.sizes import Sizes
 from bench.stack import Stack
 from bench.storm import measure_storm
@@ -23,6 +24,7 @@ Measure = Callable[[Stack, Sizes, Report], Awaitable[None]]
 PHASES: list[tuple[str, Measure]] = [
     ("ab", measure_raw_and_api),
     ("c", measure_children),
+    ("j", measure_sequential),
     ("d", measure_batch),
     ("e", measure_ledger),
     ("h", measure_raw_sqlite),
@@ -38,7 +40,13 @@ PHASE_ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("a", "(a) raw Temporal: no-op one-activity workflow", "items/s", None),
         ("b", "(b) idempotent fee API, unique orders", "orders/s", ">= 0.8"),
     ],
-    "c": [("c", "(c) seed design: child FeeDeductionWorkflow per order", "orders/s", None)],
+    "c": [("c", C_LABEL, "orders/s", ">= 1.5")],
+    "j": [
+        ("j_seed", "(j) seed design: one one-activity fee workflow, p50", "ms", None),
+        ("j", "(j) sequential fee p50 (POST /orders/{id}/fee)", "ms", "<= 0.35"),
+        ("k", "(k) empty eager workflow p50, runner as the fee's", "ms", None),
+        ("jk", "(j) against (k)", "ms", "<= 2.5"),
+    ],
     "d": [("d", "(d) fee batch", "orders/s", ">= 30")],
     "e": [("e", "(e) ledger alone, same orders, no Temporal", "orders/s", ">= 0.5")],
     "h": [("h", "(h) raw sqlite3: (d)'s rows, stored + applied", "orders/s", ">= 0.5")],

@@ -70,6 +70,10 @@ def at_least(value: float | None, target: float) -> bool:
     return value is not None and value >= target
 
 
+def at_most(value: float | None, target: float) -> bool:
+    return value is not None and value <= target
+
+
 def fmt(value: float | None) -> str:
     if value is None:
         return "-"

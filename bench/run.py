@@ -7,7 +7,8 @@ Starts the embedded Temporal dev server (WAL pragmas), ``superscript worker`` an
 
 (a) raw Temporal: a no-op one-activity workflow per item (worker inside this process);
 (b) the idempotent fee API, one unique order per call;
-(c) the seed's design: one child ``FeeDeductionWorkflow`` per order under one parent;
+(c) the seed's design: one child one-activity fee workflow per order under one parent;
+(j) one fee call at a time (p50), beside the seed's one fee and (k) an empty eager workflow;
 (d) the fee batch (``POST /batches`` to completed);
 (e) the ledger alone applying as many fresh orders in batch-sized chunks, no Temporal;
 (h) raw stdlib sqlite3 writing (d)'s rows (items stored, then chunks of 2,000 applied);
@@ -19,9 +20,10 @@ Starts the embedded Temporal dev server (WAL pragmas), ``superscript worker`` an
 Every process started here is stopped on the way out, also on Ctrl-C, SIGTERM or error.
 See bench/README.md for what each figure means. This module is the command line; the
 stack is ``bench/stack.py``, the measurements ``bench/per_order.py`` ((a) to (c)),
-``bench/batch.py`` ((d), (g)), ``bench/ledger_alone.py`` ((e), (e')),
-``bench/raw_sqlite.py`` ((h)), ``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)),
-run in order by ``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
+``bench/sequential.py`` ((j), (k)), ``bench/batch.py`` ((d), (g)),
+``bench/ledger_alone.py`` ((e), (e')), ``bench/raw_sqlite.py`` ((h)),
+``bench/raw_asyncpg.py`` ((i)) and ``bench/storm.py`` ((f)), run in order by
+``bench/phases.py``; the tables and the JSON are ``bench/report.py``.
 """
 
 from __future__ import annotations

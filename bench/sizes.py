@@ -16,6 +16,7 @@ class Sizes:
     children: int  # (c) child workflows
     batch: int  # (d) and (e) orders
     big_batch: int  # (g) orders
+    sequential: int = 200  # (j), (k) and the seed's p50: calls one after another
     storm_calls: int = 1_000  # (f)
     storm_orders: int = 100  # (f)
     concurrency: int = 64  # (a), (b), and the window of (c)
@@ -31,4 +32,12 @@ class Sizes:
 
 
 FULL = Sizes(raw=2_000, api=2_000, children=2_000, batch=20_000, big_batch=1_000_000)
-QUICK = Sizes(raw=200, api=200, children=200, batch=2_000, big_batch=100_000, big_deadline_s=600.0)
+QUICK = Sizes(
+    raw=200,
+    api=200,
+    children=200,
+    batch=2_000,
+    big_batch=100_000,
+    big_deadline_s=600.0,
+    sequential=60,
+)

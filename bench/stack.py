@@ -25,8 +25,9 @@ from temporalio.worker import Worker
 from bench.probes import cpu_seconds
 from bench.report import Report, console
 from bench.sizes import Sizes
-from bench.workflows import FeeFanoutWorkflow, NoopWorkflow, noop
+from bench.workflows import EmptyWorkflow, FeeFanoutWorkflow, NoopWorkflow, SeedFeeWorkflow, noop
 from superscript.devserver import DevServer
+from superscript.fees.activities import FeeActivities
 from superscript.ledger import Ledger, schema
 from superscript.processes import Service, check_alive, free_port, service_env, start, wait_healthy
 from superscript.settings import Settings
@@ -161,12 +162,13 @@ async def start_stack(stack: Stack, sizes: Sizes) -> None:
 
 
 def bench_worker(stack: Stack) -> Worker:
-    """A worker inside the bench process, on a queue of its own, for ``bench/workflows.py``."""
+    """A worker inside the bench process, on a queue of its own, for ``bench/workflows.py``
+    (the seed's fee activity on the bench's ledger, the same database as the product's)."""
     return Worker(
         stack.the_client(),
         task_queue=stack.bench_queue,
-        workflows=[NoopWorkflow, FeeFanoutWorkflow],
-        activities=[noop],
+        workflows=[NoopWorkflow, FeeFanoutWorkflow, SeedFeeWorkflow, EmptyWorkflow],
+        activities=[noop, FeeActivities(stack.the_ledger()).apply_fee],
         graceful_shutdown_timeout=dt.timedelta(seconds=2),
     )
 

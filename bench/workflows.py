@@ -2,9 +2,14 @@
 
 - ``NoopWorkflow`` + ``noop`` activity: the cost of one one-activity workflow through the
   dev server, with nothing else in the way (measurement (a)).
-- ``FeeFanoutWorkflow``: the seed's design for many orders, one child
-  ``FeeDeductionWorkflow`` (id ``FEE-WF-{order_id}``) per order on the product task queue,
-  with a bounded window of children in flight (measurement (c)).
+- ``SeedFeeWorkflow``: the seed's design of one fee, one workflow running one regular
+  ``apply_fee`` activity (on the bench's own ledger), started without eager start: what
+  ``FeeDeductionWorkflow`` was before its local activity, kept here so that (c) and the
+  sequential p50 of (j) stay the seed's whatever the product's workflow becomes.
+- ``FeeFanoutWorkflow``: the seed's design for many orders, one child ``SeedFeeWorkflow``
+  (id ``FEE-WF-{order_id}``) per order, with a bounded window of children in flight (c).
+- ``EmptyWorkflow``: no command at all, sandboxed or not as ``FeeDeductionWorkflow`` is, started
+  eagerly by the client this process's worker runs on: the floor of one eager call (k).
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from superscript.fees.models import FeeDeductionInput, fee_workflow_id
-    from superscript.fees.workflows import FeeDeductionWorkflow
+    from superscript.fees.activities import FeeActivities
+    from superscript.fees.models import ApplyFeeInput, FeeDeductionInput, fee_workflow_id
+    from superscript.fees.workflows import (
+        APPLY_FEE_RETRY,
+        APPLY_FEE_SCHEDULE_TO_CLOSE,
+        APPLY_FEE_TIMEOUT,
+        SANDBOXED,
+    )
     from superscript.ledger.models import FeeOrder, FeeOutcome
 
 NOOP_TIMEOUT = timedelta(seconds=30)
@@ -47,6 +58,31 @@ class NoopWorkflow:
         )
 
 
+@workflow.defn(name="BenchEmptyWorkflow", sandboxed=SANDBOXED)
+class EmptyWorkflow:
+    """Returns its input: a start, one workflow task, a completion. In the sandbox or not,
+    as ``FeeDeductionWorkflow`` is, so that (k) is its floor."""
+
+    @workflow.run
+    async def run(self, input: NoopInput) -> int:
+        return input.item
+
+
+@workflow.defn(name="BenchSeedFeeWorkflow")
+class SeedFeeWorkflow:
+    """The seed's fee: one workflow, one regular activity, the product's timeouts."""
+
+    @workflow.run
+    async def run(self, input: FeeDeductionInput) -> FeeOutcome:
+        return await workflow.execute_activity_method(
+            FeeActivities.apply_fee,
+            ApplyFeeInput(order=input.order),
+            start_to_close_timeout=APPLY_FEE_TIMEOUT,
+            schedule_to_close_timeout=APPLY_FEE_SCHEDULE_TO_CLOSE,
+            retry_policy=APPLY_FEE_RETRY,
+        )
+
+
 class FanoutInput(BaseModel):
     orders: list[FeeOrder]
     task_queue: str
@@ -60,7 +96,7 @@ class FanoutResult(BaseModel):
 
 @workflow.defn(name="BenchFeeFanoutWorkflow")
 class FeeFanoutWorkflow:
-    """One child ``FeeDeductionWorkflow`` per order, at most ``window`` of them in flight."""
+    """One child ``SeedFeeWorkflow`` per order, at most ``window`` of them in flight."""
 
     @workflow.run
     async def run(self, input: FanoutInput) -> FanoutResult:
@@ -92,7 +128,7 @@ class FeeFanoutWorkflow:
     async def _child(order: FeeOrder, task_queue: str) -> FeeOutcome | None:
         try:
             return await workflow.execute_child_workflow(
-                FeeDeductionWorkflow.run,
+                SeedFeeWorkflow.run,
                 FeeDeductionInput(order=order),
                 id=fee_workflow_id(order.order_id),
                 task_queue=task_queue,

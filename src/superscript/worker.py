@@ -14,6 +14,7 @@ from superscript.batches.activities import BatchActivities
 from superscript.batches.store import BatchStore
 from superscript.batches.workflows import BatchWorkflow
 from superscript.fees.activities import FeeActivities
+from superscript.fees.decided import RecentlyDecided
 from superscript.fees.workflows import FeeDeductionWorkflow
 from superscript.ledger import Ledger
 from superscript.scripts.activities import ScriptActivities
@@ -30,8 +31,10 @@ def workflows() -> Sequence[type]:
     return [FeeDeductionWorkflow, BatchWorkflow, SinglePaymentCollectionWorkflow]
 
 
-def activities(client: Client, ledger: Ledger, settings: Settings) -> Sequence[Any]:
-    fees = FeeActivities(ledger)
+def activities(
+    client: Client, ledger: Ledger, settings: Settings, decided: RecentlyDecided | None = None
+) -> Sequence[Any]:
+    fees = FeeActivities(ledger, decided)
     batches = BatchActivities(
         BatchStore(ledger), Registry(settings.scripts_dir), ScriptRuns(ledger.engine), client
     )
@@ -48,21 +51,28 @@ def activities(client: Client, ledger: Ledger, settings: Settings) -> Sequence[A
     ]
 
 
-def build_worker(client: Client, ledger: Ledger, settings: Settings) -> Worker:
+def build_worker(
+    client: Client, ledger: Ledger, settings: Settings, decided: RecentlyDecided | None = None
+) -> Worker:
+    """``decided``: where a process that also serves the API finds the fee outcomes."""
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=workflows(),
-        activities=activities(client, ledger, settings),
+        activities=activities(client, ledger, settings, decided),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_concurrent_activities=200,
     )
 
 
 async def run_worker(
-    client: Client, ledger: Ledger, settings: Settings, stop: asyncio.Event
+    client: Client,
+    ledger: Ledger,
+    settings: Settings,
+    stop: asyncio.Event,
+    decided: RecentlyDecided | None = None,
 ) -> None:
     """Poll until ``stop`` is set, then shut down gracefully (in-flight work finishes)."""
-    worker = build_worker(client, ledger, settings)
+    worker = build_worker(client, ledger, settings, decided)
     async with worker:
         await stop.wait()

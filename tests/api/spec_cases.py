@@ -138,8 +138,10 @@ def refer_to_known(case: AnyCase, known: Known, data: st.DataObject) -> None:
     def pick(values: list[str]) -> str:
         return data.draw(st.sampled_from(values))
 
-    if path == "/accounts/{account_id}":
+    if path in ("/accounts/{account_id}", "/accounts/{account_id}/entries"):
         params["account_id"] = pick(known.accounts)
+    elif path == "/orders/{order_id}/history":
+        params["order_id"] = pick(known.fee_orders)
     elif path == "/accounts" and body is not None:
         body["account_id"] = pick(known.accounts)
     elif path in ("/orders/{order_id}/fee", "/naive/orders/{order_id}/fee"):

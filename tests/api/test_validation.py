@@ -131,8 +131,11 @@ async def test_unknown_route_is_a_not_found_problem(quiet_api: Api, method: str,
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/accounts", {"POST"}),
-        ("GET", "/accounts", {"POST"}),
+        ("DELETE", "/accounts", {"GET", "POST"}),
+        ("PUT", "/batches", {"GET", "POST"}),
+        ("POST", "/orders", {"GET"}),
+        ("POST", "/orders/x/history", {"GET"}),
+        ("DELETE", "/scripts/x/runs", {"GET", "POST"}),
         ("PUT", "/accounts/x", {"GET"}),
         ("DELETE", "/accounts/x", {"GET"}),
         ("GET", "/naive/orders/x/fee", {"POST"}),

@@ -30,7 +30,8 @@ SERVICE_OPTIONS = {
     "dev-server": {"--data-dir", "--temporal-port", "--temporal-ui-port"},
     "worker": {"--data-dir", "--database-url", "--scripts-dir", "--temporal-port", "--task-queue"},
     # Not the Web UI's port: it connects to the embedded server, it does not start it.
-    "api": UP_OPTIONS - {"--temporal-ui-port"},
+    # --worker/--no-worker: whether it hosts a worker on its Temporal client (eager start).
+    "api": (UP_OPTIONS - {"--temporal-ui-port"}) | {"--worker"},
 }
 
 

@@ -71,6 +71,9 @@ async def running_stack(
         database_url=database_url,
         data_dir=log_dir / "data",
         task_queue=unique("tq-faults"),
+        # Only the API: the workers killed here must be the ones doing the work. (The API's
+        # own worker, the eager path, is killed in test_commands.)
+        SUPERSCRIPT_API_WORKER="false",
     )
     try:
         stack.start_api()

@@ -10,11 +10,12 @@ import psutil
 from temporalio.client import Client
 
 from superscript.fees.client import start_fee_workflow
+from superscript.fees.workflows import FeeDeductionWorkflow
 from superscript.ledger import FeeOrder, Ledger
 from superscript.settings import Settings
 from tests.commands import api_url, charge_a_new_account, start_serving, up_ports
 from tests.conftest import NewStack, StartApiAndWorker, at_once, unique
-from tests.processes import service_env, wait_for_file
+from tests.processes import service_env, wait_for_file, wait_healthy
 
 
 async def test_api_and_worker_as_separate_processes(
@@ -67,6 +68,43 @@ async def test_worker_killed_after_commit_charges_once(
     assert await ledger.charges_for(order.order_id) == 1
     assert (await ledger.get_account(account_id)).balance == 600
     assert await ledger.invariant([account_id]) == (1_000, 1_000)
+
+
+async def test_api_worker_killed_after_commit_charges_once(
+    tmp_path: Path, new_stack: NewStack, client: Client, ledger: Ledger
+) -> None:
+    """The eager path: the API's own worker runs the fee's first workflow task (its local
+    activity inside) and is SIGKILLed with the API between the ledger commit and the task's
+    completion. The task times out, a separate worker runs it again: charged once."""
+    failpoints = tmp_path / "failpoints"
+    stack = new_stack(
+        SUPERSCRIPT_FAILPOINTS="fee-after-commit", SUPERSCRIPT_FAILPOINT_DIR=str(failpoints)
+    )
+    account_id, order_id = unique("acc"), unique("order")
+    await ledger.create_account(account_id, 1_000)
+    doomed = stack.start_api()
+    await wait_healthy(stack.base_url, doomed)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
+        call = asyncio.create_task(
+            http.post(f"/orders/{order_id}/fee", json={"account_id": account_id, "amount": 400})
+        )
+        await wait_for_file(failpoints / "fee-after-commit.hit", doomed)
+        doomed.kill()
+        cut = (await asyncio.gather(call, return_exceptions=True))[0]
+    assert isinstance(cut, httpx.TransportError), cut
+    assert await ledger.charges_for(order_id) == 1
+
+    survivor = stack.start_worker({"SUPERSCRIPT_FAILPOINTS": ""})
+    try:
+        outcome = await asyncio.wait_for(
+            client.get_workflow_handle_for(FeeDeductionWorkflow.run, f"FEE-WF-{order_id}").result(),
+            60,
+        )
+    finally:
+        assert await survivor.terminate() == 0
+    assert outcome.status == "charged" and outcome.balance_after == 600
+    assert await ledger.charges_for(order_id) == 1
+    assert (await ledger.get_account(account_id)).balance == 600
 
 
 async def test_up_runs_everything_persists_and_stops_cleanly(tmp_path: Path) -> None:

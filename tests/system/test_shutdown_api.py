@@ -80,7 +80,10 @@ async def test_api_sigterm_answers_requests_in_flight(
 ) -> None:
     """20 fee POSTs wait for outcomes no worker can give yet; SIGTERM; each is answered."""
     result_wait = 4.0
-    stack = new_sqlite_stack(SUPERSCRIPT_RESULT_WAIT_SECONDS=str(result_wait))
+    # Only the API (no worker hosted in it): the outcomes wait for a worker that is not there.
+    stack = new_sqlite_stack(
+        SUPERSCRIPT_RESULT_WAIT_SECONDS=str(result_wait), SUPERSCRIPT_API_WORKER="false"
+    )
     account_id = unique("acc")
     orders = [unique("ord") for _ in range(20)]
     api = stack.start_api()

@@ -8,11 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from superscript.api import accounts, auth, batches, fees, health, metrics, problems, scripts
+from superscript.api import (
+    accounts,
+    auth,
+    batches,
+    docs,
+    fees,
+    health,
+    metrics,
+    orders,
+    problems,
+    scripts,
+)
 from superscript.api.content_type import JsonBodyMiddleware
-from superscript.api.deps import Services
+from superscript.api.deps import Services, TemporalLink
 from superscript.api.limits import BodyLimitMiddleware
 from superscript.api.shutdown import AnswerWhenCutMiddleware
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import Ledger
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
@@ -27,28 +39,36 @@ difference.
 
 
 def create_app(
-    settings: Settings, *, ledger: Ledger | None = None, client: Client | None = None
+    settings: Settings,
+    *,
+    ledger: Ledger | None = None,
+    client: Client | None = None,
+    temporal: TemporalLink | None = None,
+    decided: RecentlyDecided | None = None,
 ) -> FastAPI:
     """An app that opens its ledger and Temporal client when it starts serving.
 
-    Tests hand in a ledger and client of their own; the app then leaves them open.
+    Tests hand in a ledger and client of their own; the app then leaves them open. A
+    process that hosts a worker hands in its ledger and a ``TemporalLink`` it fills with
+    the worker's client once connected (the one client eager start needs), and the
+    worker's ``RecentlyDecided``, from which a fee call takes its outcome.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ledger is not None and client is not None:
-            ledger_, client_, owned = ledger, client, False
-        else:
-            ledger_ = await Ledger.open(settings.database_url)
+        owned = ledger is None
+        ledger_ = ledger if ledger is not None else await Ledger.open(settings.database_url)
+        link = temporal
+        if link is None:
             # Lazy: the API starts (and /healthz says why it is unhealthy) without Temporal.
-            client_ = await connect(settings, lazy=True)
-            owned = True
+            link = TemporalLink(client or await connect(settings, lazy=True))
         services = Services(
             settings=settings,
             ledger=ledger_,
-            client=client_,
+            temporal=link,
             metrics=app_metrics,
             registry=Registry(settings.scripts_dir),
+            decided=decided,
         )
         app.state.services = services
         try:
@@ -65,9 +85,13 @@ def create_app(
         lifespan=lifespan,
         # '/accounts/' is an empty ID, not a typo to redirect: it gets a 404 problem.
         redirect_slashes=False,
+        # Served by docs.install from assets shipped with the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app_metrics = metrics.Metrics()
     problems.install(app)
+    docs.install(app)
     # Outermost last: metrics see everything, auth refuses before any body is read.
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
@@ -75,6 +99,6 @@ def create_app(
     metrics.install(app, app_metrics)
     # Outermost of all: a request cut at shutdown still gets a problem document.
     app.add_middleware(AnswerWhenCutMiddleware)
-    for module in (health, accounts, fees, batches, scripts):
+    for module in (health, accounts, fees, orders, batches, scripts):
         app.include_router(module.router)
     return app

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from superscript.api.batch_accept import accept_batch
 from superscript.api.batch_csv import CSV_OPENAPI, CsvOrJsonRoute
 from superscript.api.deps import Services, ServicesDep
+from superscript.api.list_bodies import BatchesPage, batch_body
+from superscript.api.paging import IdAfter
 from superscript.api.problems import Problem
 from superscript.api.schemas import (
     BatchAccepted,
@@ -22,6 +24,7 @@ from superscript.api.schemas import (
     problem_responses,
 )
 from superscript.api.scripts import script_spec
+from superscript.batches.listing import batch_row, batches_page
 from superscript.batches.models import Batch, BatchItem
 from superscript.batches.store import BatchStore
 from superscript.batches.storing import staged_list
@@ -30,19 +33,6 @@ from superscript.contract import MAX_BATCH_ITEMS, PAGE_LIMIT_DEFAULT
 router = APIRouter(tags=["batches"])
 # POST /batches reads a CSV body itself, as it arrives: its route dispatches on the type.
 submit_router = APIRouter(tags=["batches"], route_class=CsvOrJsonRoute)
-
-
-def _status(batch: Batch) -> BatchStatusBody:
-    return BatchStatusBody(
-        batch_id=batch.batch_id,
-        kind=batch.kind,
-        status=batch.status,
-        total=batch.total,
-        succeeded=batch.succeeded,
-        replayed=batch.replayed,
-        failed=batch.failed,
-        pending=batch.pending,
-    )
 
 
 @submit_router.post(
@@ -81,11 +71,31 @@ async def _batch(svc: Services, batch_id: str) -> Batch:
     return batch
 
 
+@router.get("/batches", response_model=BatchesPage, responses=problem_responses(422))
+async def list_batches(
+    svc: ServicesDep,
+    # Every status and kind of the contract (cancelling, cancelled, refund: with cancel and
+    # refunds), so a filter by one that has no batch yet is an empty page, not a 422.
+    status: Annotated[
+        Literal["running", "cancelling", "cancelled", "completed"] | None, Query()
+    ] = None,
+    kind: Annotated[Literal["fee", "script", "refund"] | None, Query()] = None,
+    limit: PageLimit = PAGE_LIMIT_DEFAULT,
+    after: IdAfter = None,
+) -> BatchesPage:
+    """Batches, newest first, each its status body; page on with ``after=next_after``."""
+    page = await batches_page(svc.ledger, after, limit, status=status, kind=kind)
+    return BatchesPage(items=[batch_body(row) for row in page.items], next_after=page.next_after)
+
+
 @router.get(
     "/batches/{batch_id}", response_model=BatchStatusBody, responses=problem_responses(404, 422)
 )
 async def batch_status(batch_id: BatchIdPath, svc: ServicesDep) -> BatchStatusBody:
-    return _status(await _batch(svc, batch_id))
+    row = await batch_row(svc.ledger, batch_id)
+    if row is None:
+        raise Problem(404, "batch_not_found", f"no batch {batch_id!r}", batch_id=batch_id)
+    return batch_body(row)
 
 
 @router.get(
@@ -106,8 +116,10 @@ async def batch_items(
         # Every seq is below MAX_BATCH_ITEMS: a cursor past it is just past the end. Clamped
         # so that the database never sees an integer too wide for its column (a 500).
         after = min(after, MAX_BATCH_ITEMS)
-    items = await BatchStore(svc.ledger).items(batch_id, status, limit, after)
-    next_after = items[-1].seq if len(items) == limit else None
+    # One more than shown, as every list (db.paging): a next page only when one follows.
+    fetched = await BatchStore(svc.ledger).items(batch_id, status, limit + 1, after)
+    items = fetched[:limit]
+    next_after = items[-1].seq if len(fetched) > limit else None
     return BatchItemsPage(
         batch_id=batch_id,
         items=[item.model_dump(exclude_none=True) for item in items],

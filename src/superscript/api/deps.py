@@ -22,10 +22,31 @@ from temporalio.client import Client
 
 from superscript.api.coalesce import Coalescer
 from superscript.api.metrics import Metrics
+from superscript.api.problems import Problem
+from superscript.fees.decided import RecentlyDecided
 from superscript.ledger import FeeOutcome, Ledger
 from superscript.scripts.records import ScriptRuns
 from superscript.scripts.registry import Registry
 from superscript.settings import Settings
+
+
+class TemporalLink:
+    """The API's Temporal client, which may arrive after the API starts serving.
+
+    An API that hosts a worker cannot serve on a lazy client (a worker refuses one), yet
+    it must serve without Temporal (``/healthz`` answers 503 meanwhile): it starts with no
+    client, and the process hands in the connected one with ``connected``, once.
+    """
+
+    def __init__(self, client: Client | None = None) -> None:
+        self._client = client
+
+    def connected(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Client | None:
+        return self._client
 
 
 @dataclass
@@ -34,11 +55,23 @@ class Services:
 
     settings: Settings
     ledger: Ledger
-    client: Client
+    temporal: TemporalLink
     metrics: Metrics
     registry: Registry
+    # Outcomes this process's own worker just read from the ledger (None: no worker here).
+    decided: RecentlyDecided | None = None
     # Concurrent calls for one order share one start and one wait for its outcome.
     fee_waits: Coalescer[FeeOutcome | None] = field(default_factory=Coalescer)
+
+    @property
+    def client(self) -> Client:
+        """The connected client; a 503 while the process still waits for Temporal."""
+        client = self.temporal.client
+        if client is None:
+            raise Problem(
+                503, "temporal_unavailable", "Temporal is not connected yet; nothing was done"
+            )
+        return client
 
 
 async def get_services(request: Request) -> Services:
@@ -68,7 +101,7 @@ async def get_client(svc: ServicesDep) -> Client:
 
 
 ClientDep = Annotated[Client, Depends(get_client)]
-"""The app's Temporal client (lazy: the API serves, and says it is unhealthy, without it)."""
+"""The app's Temporal client (lazy, or not yet connected: the API serves without it)."""
 
 
 async def get_metrics(svc: ServicesDep) -> Metrics:

@@ -122,7 +122,7 @@ async def charge_fee(
 
 
 async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
-    """Start (or join) ``FEE-WF-{order_id}``, wait, and read the outcome from the ledger.
+    """Start (or join) ``FEE-WF-{order_id}``, wait, and take the outcome from the ledger.
 
     The workflow's result is never the answer: a Temporal history written for another
     ledger (or a run whose record is gone) holds results this ledger never recorded, and
@@ -143,7 +143,11 @@ async def _decide(svc: Services, order: FeeOrder) -> FeeOutcome | None:
         return outcome
     if result is None:
         return None
-    outcome = await svc.ledger.get_fee_outcome(order.order_id)
+    # This process's worker ran it (eager start) and read the outcome from this ledger: the
+    # ledger's answer already. Otherwise, read it: the result alone is never the answer.
+    outcome = svc.decided.take(order.order_id) if svc.decided is not None else None
+    if outcome is None:
+        outcome = await svc.ledger.get_fee_outcome(order.order_id)
     if outcome is None:
         raise _not_in_ledger(handle.id, order.order_id)
     return outcome

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from superscript.api.deps import ClientDep, LedgerDep, MetricsDep
+from superscript.api.deps import LedgerDep, MetricsDep, ServicesDep
 from superscript.api.schemas import HealthBody
 
 router = APIRouter(tags=["health"])
@@ -23,10 +23,16 @@ async def _check(probe: Any) -> str:
     return "ok"
 
 
+async def _not_connected() -> None:
+    raise ConnectionError("Temporal is not connected yet")
+
+
 @router.get("/healthz", response_model=HealthBody, responses={503: {"model": HealthBody}})
-async def healthz(client: ClientDep, ledger: LedgerDep) -> Response:
+async def healthz(svc: ServicesDep, ledger: LedgerDep) -> Response:
+    client = svc.temporal.client
     temporal, database = await asyncio.gather(
-        _check(client.service_client.check_health), _check(ledger.ping)
+        _check(client.service_client.check_health if client else _not_connected),
+        _check(ledger.ping),
     )
     healthy = temporal == "ok" and database == "ok"
     body = {

@@ -5,10 +5,19 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Literal
 
-from fastapi import Path, Query
+from fastapi import Path
 from fastapi.params import Path as PathParam
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
 
+from superscript.api.paging import PageLimit
 from superscript.batches.models import ScriptItem
 from superscript.contract import (
     ARG_PATTERN,
@@ -26,15 +35,13 @@ from superscript.contract import (
     MIN_AMOUNT,
     MIN_BALANCE,
     PAGE_LIMIT_DEFAULT,
-    PAGE_LIMIT_MAX,
-    PAGE_LIMIT_MIN,
     arg_problem,
     args_problem,
 )
 from superscript.ledger import FeeOrder
 
 # Re-exported: older code and tests import these from here.
-__all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT"]
+__all__ = ["ID_PATTERN", "MAX_AMOUNT", "MAX_BATCH_ITEMS", "PAGE_LIMIT_DEFAULT", "PageLimit"]
 
 Identifier = Annotated[
     str, StringConstraints(strict=True, pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH)
@@ -61,8 +68,6 @@ AccountIdPath = Annotated[str, _id_path()]
 OrderIdPath = Annotated[str, _id_path()]
 BatchIdPath = Annotated[str, _id_path()]
 ScriptNamePath = Annotated[str, _id_path()]
-PageLimit = Annotated[int, Query(ge=PAGE_LIMIT_MIN, le=PAGE_LIMIT_MAX)]
-"""``?limit=``, the same on every list (its default is ``PAGE_LIMIT_DEFAULT``)."""
 
 
 def _script_arg(arg: str) -> str:
@@ -262,6 +267,8 @@ class BatchStatusBody(BaseModel):
     replayed: int
     failed: int
     pending: int
+    created_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
 
 
 class BatchItemsPage(BaseModel):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
-from superscript.api.deps import ClientDep, RegistryDep, ScriptRunsDep, SettingsDep
+from superscript.api.deps import ClientDep, LedgerDep, RegistryDep, ScriptRunsDep, SettingsDep
+from superscript.api.list_bodies import RunsPage
+from superscript.api.paging import PAGE_LIMIT_DEFAULT, IdAfter, PageLimit
 from superscript.api.problems import Problem, closed_undecided
 from superscript.api.schemas import (
     Identifier,
@@ -27,6 +31,7 @@ from superscript.scripts.client import (
     request_script_run,
     script_handle,
 )
+from superscript.scripts.listing import RunStatus, runs_page
 from superscript.scripts.models import ScriptRunResult, script_workflow_id
 from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
 from superscript.scripts.runner import run_script
@@ -215,3 +220,18 @@ async def get_run(
     raise closed_undecided(
         handle.id, description.status, "run", not_held, order_id=order_id, script=name
     )
+
+
+@router.get("/scripts/{name}/runs", response_model=RunsPage, responses=problem_responses(404, 422))
+async def list_runs(
+    name: ScriptNamePath,
+    registry: RegistryDep,
+    ledger: LedgerDep,
+    status: Annotated[RunStatus | None, Query()] = None,
+    limit: PageLimit = PAGE_LIMIT_DEFAULT,
+    after: IdAfter = None,
+) -> RunsPage:
+    """The script's decided runs, newest first; page on with ``after=next_after``."""
+    script_spec(registry, name)
+    page = await runs_page(ledger, name, after, limit, status)
+    return RunsPage(items=page.items, next_after=page.next_after)

@@ -43,7 +43,7 @@ _STORED = (
     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM fee_outcomes "
     f"WHERE order_id IN (SELECT order_id {_PENDING})"
 )
-_ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind")
+_ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind", "balance_after")
 _UPDATE_BALANCES = (
     "UPDATE accounts AS a SET balance = u.balance "
     "FROM unnest($1::text[], $2::bigint[]) AS u(account_id, balance) "

@@ -36,7 +36,9 @@ _STORED = (
 _INSERT_OUTCOMES = (
     f"INSERT INTO fee_outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_ENTRIES = "INSERT INTO entries (account_id, order_id, amount, kind) VALUES (?, ?, ?, ?)"
+_INSERT_ENTRIES = (
+    "INSERT INTO entries (account_id, order_id, amount, kind, balance_after) VALUES (?, ?, ?, ?, ?)"
+)
 _UPDATE_BALANCES = "UPDATE accounts SET balance = ? WHERE account_id = ?"
 _MARK_ONE = (
     "UPDATE batch_items SET status = ?, outcome = ?, exit_code = NULL, detail = ? "

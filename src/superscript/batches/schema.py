@@ -32,6 +32,10 @@ batches = Table(
     Column("failed", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True), nullable=True),
+    # GET /batches, newest first, unfiltered or by status or kind.
+    Index("ix_batches_created", "created_at", "batch_id"),
+    Index("ix_batches_status", "status", "created_at", "batch_id"),
+    Index("ix_batches_kind", "kind", "created_at", "batch_id"),
 )
 
 batch_items = Table(
@@ -48,4 +52,6 @@ batch_items = Table(
     Column("exit_code", Integer, nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_batch_items_status", "batch_id", "status", "seq"),
+    # An order's history: every batch that carried it.
+    Index("ix_batch_items_order", "order_id"),
 )

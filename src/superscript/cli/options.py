@@ -92,6 +92,17 @@ TaskQueue = Annotated[
         help=_help("Temporal task queue", "SUPERSCRIPT_TASK_QUEUE", _default("task_queue")),
     ),
 ]
+ApiWorker = Annotated[
+    bool | None,
+    typer.Option(
+        "--worker/--no-worker",
+        help=_help(
+            "Host a worker in the API process (fee workflows then start eagerly)",
+            "SUPERSCRIPT_API_WORKER",
+            _default("api_worker"),
+        ),
+    ),
+]
 ApiUrl = Annotated[
     str | None,
     typer.Option(

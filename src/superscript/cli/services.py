@@ -15,6 +15,7 @@ import typer
 
 from superscript.cli import exits
 from superscript.cli.options import (
+    ApiWorker,
     DatabaseUrl,
     DataDir,
     Host,
@@ -173,8 +174,9 @@ def api(
     scripts_dir: ScriptsDir = None,
     temporal_port: TemporalPort = None,
     task_queue: TaskQueue = None,
+    api_worker: ApiWorker = None,
 ) -> None:
-    """Only the HTTP API."""
+    """Only the HTTP API (and, unless --no-worker, a worker sharing its Temporal client)."""
     settings = load(**locals())
     _logging()
     try:

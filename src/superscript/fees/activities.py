@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from superscript.fees.decided import RecentlyDecided
 from superscript.fees.errors import business_failure
 from superscript.fees.models import ApplyFeeInput
 from superscript.ledger import Decider, FeeOutcome, IdempotencyKeyReused, Ledger
@@ -11,10 +12,12 @@ from superscript.testing_hooks import failpoint
 
 
 class FeeActivities:
-    """Holds the ledger so every activity call shares one connection pool."""
+    """Holds the ledger so every activity call shares one connection pool, and (in a
+    process that also serves the API) where the API finds the outcomes it returned."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, decided: RecentlyDecided | None = None) -> None:
         self.ledger = ledger
+        self.decided = decided
 
     @activity.defn(name="apply_fee")
     async def apply_fee(self, input: ApplyFeeInput) -> FeeOutcome:
@@ -34,6 +37,11 @@ class FeeActivities:
             recorded = await self.ledger.get_fee_outcome(input.order.order_id)
             if recorded is None:  # outcomes are never deleted: not a business case
                 raise business_failure(exc) from exc
-            return recorded
+            return self._decided(recorded)
         await failpoint("fee-after-commit")
-        return applied.outcome
+        return self._decided(applied.outcome)
+
+    def _decided(self, outcome: FeeOutcome) -> FeeOutcome:
+        if self.decided is not None:
+            self.decided.put(outcome)
+        return outcome

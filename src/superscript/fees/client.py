@@ -26,4 +26,7 @@ async def start_fee_workflow(
         FeeDeductionInput(order=order),
         id=fee_workflow_id(order.order_id),
         task_queue=task_queue,
+        # A fee run is one workflow task (its local activity inside): eager start makes
+        # the call one round trip when this client's process hosts a worker.
+        eager=True,
     )

@@ -173,6 +173,7 @@ class _Decisions:
                 "order_id": order.order_id,
                 "amount": order.amount,
                 "kind": "fee",
+                "balance_after": balance_after,
             }
         )
         return balance_after

@@ -32,8 +32,8 @@ class ChunkRows:
     # order_id, account_id, amount, status, balance_after, balance_seen, workflow_id,
     # run_id, decided_at (as the driver takes it).
     outcomes: list[tuple[object, ...]] = field(default_factory=list)
-    # account_id, order_id, amount, kind.
-    entries: list[tuple[str, str, int, str]] = field(default_factory=list)
+    # account_id, order_id, amount, kind, balance_after.
+    entries: list[tuple[str, str, int, str, int]] = field(default_factory=list)
     # account_id, balance (each changed account once, sorted).
     balances: list[tuple[str, int]] = field(default_factory=list)
     ends: list[ItemEnd] = field(default_factory=list)
@@ -76,7 +76,7 @@ def decide_chunk(
             status = "charged"
             balance_after = balances[account_id] = balance - amount
             changed.add(account_id)
-            rows.entries.append((account_id, order_id, amount, "fee"))
+            rows.entries.append((account_id, order_id, amount, "fee", balance_after))
         detail = failure_detail(status, order_id, account_id, amount, balance_seen, when)
         known[order_id] = (account_id, amount, status, detail)
         rows.outcomes.append(

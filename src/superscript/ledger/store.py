@@ -152,6 +152,7 @@ class Ledger:
                     order_id=order.order_id,
                     amount=order.amount,
                     kind="naive_fee",
+                    balance_after=balance,
                 )
             )
         assert balance is not None

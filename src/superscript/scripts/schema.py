@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, func
 
 from superscript.db.metadata import ID, metadata
 
@@ -19,6 +19,10 @@ script_runs = Table(
     Column("result", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("decided_at", DateTime(timezone=True), nullable=True),
+    # GET /scripts/{name}/runs, newest first, by status; an order's history by order_id.
+    Index("ix_script_runs_decided", "script", "decided_at", "order_id"),
+    Index("ix_script_runs_status", "script", "status", "decided_at", "order_id"),
+    Index("ix_script_runs_order", "order_id"),
 )
 
 # Created by migration 0004_script_attempts: one row per start of the script, ever.

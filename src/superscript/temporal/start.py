@@ -27,6 +27,7 @@ async def start_or_join(
     *,
     id: str,
     task_queue: str,
+    eager: bool = False,
 ) -> WorkflowHandle[SelfType, ReturnType]:
     """Start workflow ``id``, or join the run that already has that ID, open or closed.
 
@@ -34,6 +35,11 @@ async def start_or_join(
     closed run from ever running again, so the caller attaches to it and reads its
     result. The handle names the run that holds the ID, so every caller names the same
     run. ``arg`` is only used by the start that wins: a joiner's is dropped.
+
+    ``eager`` asks for eager start: when a worker polls ``task_queue`` on this same client
+    with a free workflow slot, the server hands the first workflow task back in the start's
+    answer and that worker runs it at once (no trip through matching). Without such a
+    worker the SDK drops the request silently, so asking is always safe.
     """
     try:
         return await client.start_workflow(
@@ -43,6 +49,7 @@ async def start_or_join(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            request_eager_start=eager,
         )
     except WorkflowAlreadyStartedError as exc:
         return client.get_workflow_handle_for(workflow, id, run_id=exc.run_id)
