@@ -6,7 +6,8 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from bench.batch import measure_batch, measure_big_batch
+from bench.batch import measure_batch
+from bench.big_batch import measure_big_batch
 from bench.ledger_alone import measure_ledger
 from bench.per_order import C_LABEL, measure_children, measure_raw_and_api
 from bench.raw_asyncpg import measure_raw_asyncpg
@@ -61,6 +62,9 @@ PHASE_ROWS: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("g", "(g) fee batch, big, wall time", "s", "completes"),
         ("g_goal", "(g) fee batch, big, end to end, POST included", "s", "<= 40 s"),
         ("g_rss", "(g) worker peak RSS (with children)", "MiB", "< 1024 MiB"),
+        ("g_peak", "(g) API + worker peak RSS, JSON body", "MiB", "<= 400 MiB"),
+        ("g_csv", "(g) the same as CSV, wall time", "s", "completes"),
+        ("g_csv_peak", "(g) API + worker peak RSS, CSV body", "MiB", "<= 400 MiB"),
     ],
 }
 

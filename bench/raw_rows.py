@@ -31,7 +31,7 @@ OUTCOME_COLUMNS = (
     "run_id",
     "decided_at",
 )
-ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind")
+ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind", "balance_after")
 # An order ID, its account, its amount.
 Order = tuple[str, str, int]
 
@@ -88,7 +88,7 @@ def decide(
         outcomes.append(
             (order_id, account_id, amount, "charged", balance, None, workflow_id, None, decided_at)
         )
-        entries.append((account_id, order_id, amount, "fee"))
+        entries.append((account_id, order_id, amount, "fee", balance))
     return Decided(outcomes, entries, balances)
 
 

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 from superscript.api.batch_accept import accept_batch
+from superscript.api.batch_json import submit_json
 from superscript.api.content_type import media_type
 from superscript.api.deps import get_services
 from superscript.api.problems import Problem
@@ -89,7 +90,7 @@ class CsvOrJsonRoute(APIRoute):
             # The spec declares the CSV query on the operation: a JSON request ignores it,
             # but a malformed one is refused as the spec says.
             _query(request, _PARAMS)
-            return await json_handler(request)
+            return await submit_json(request, json_handler)
 
         return handler
 

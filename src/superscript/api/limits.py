@@ -2,19 +2,23 @@
 
 The limit is sized per route: ``POST /batches`` takes up to a million items, every other
 route a small JSON object. Declared lengths are checked up front; chunked bodies are
-counted as they arrive, so no client can stream past the limit either. A CSV batch is read
-by its route as it arrives, so it is not buffered here: its chunks are counted as the
-route reads them, and one past the limit raises the 413 in the route (which stores
-nothing until the whole body is read and good).
+counted as they arrive, so no client can stream past the limit either. A batch (CSV or
+JSON) is read by its route as it arrives, so it is not buffered here: its chunks are
+counted as the route reads them, and one past the limit raises the 413 in the route (which
+stores nothing until the whole body is read and good).
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from superscript.api.content_type import keeps_its_type
 from superscript.api.problems import Problem, problem_response
-from superscript.contract import BATCH_BODY_LIMIT, DEFAULT_BODY_LIMIT, body_limit
+from superscript.contract import (
+    BATCH_BODY_LIMIT,
+    DEFAULT_BODY_LIMIT,
+    body_limit,
+    is_batch_submission,
+)
 
 __all__ = ["BATCH_BODY_LIMIT", "DEFAULT_BODY_LIMIT", "BodyLimitMiddleware", "body_limit"]
 
@@ -34,9 +38,7 @@ class BodyLimitMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse(scope, receive, send, limit)
             return
-        if keeps_its_type(
-            scope["method"], scope["path"], dict(scope["headers"]).get(b"content-type")
-        ):
+        if is_batch_submission(scope["method"], scope["path"]):
             await self.app(scope, _counting(receive, limit), send)
             return
         chunks: list[Message] = []

@@ -19,8 +19,11 @@ from superscript.batches.models import (
 from superscript.batches.workflows import BatchWorkflow
 from superscript.temporal.start import start_or_join
 
-# Orders per fee activity: each chunk is one ledger transaction.
-FEE_CHUNK_SIZE = 2000
+# Orders per fee activity: each chunk is one ledger transaction. Since a chunk is written
+# in bulk (``fee_chunks``), a chunk activity's own cost (the dev server's and the SDK's,
+# about 25 ms of CPU each) was a good part of a batch's: 5,000 orders make it small, and a
+# chunk is still a fraction of a second, far inside its heartbeat timeout.
+FEE_CHUNK_SIZE = 5000
 # Script items per chunk of the seed's orchestrator: one child workflow each, so WINDOW *
 # this are in flight at most, far below Temporal's limit of pending children per workflow.
 SCRIPT_CHUNK_SIZE = 50

@@ -95,7 +95,7 @@ class _Intake:
             self.cells, self.lines = [], []
 
 
-def _read_back(staging: IO[bytes]) -> Iterator[Sequence[Cells]]:
+def read_staged(staging: IO[bytes]) -> Iterator[Sequence[Cells]]:
     """The staged chunks, in order (the staging file is this process's own)."""
     staging.seek(0)
     while True:
@@ -128,4 +128,4 @@ async def take_csv(body: AsyncIterable[bytes], rows: Rows, staging: IO[bytes]) -
     if intake.total == 0:
         raise CsvError(None, "no rows after the header: nothing to submit")
     intake.stage()
-    return StagedItems(intake.total, intake.digest.hexdigest(), lambda: _read_back(staging))
+    return StagedItems(intake.total, intake.digest.hexdigest(), lambda: read_staged(staging))

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,9 +38,14 @@ def fee_item_json(order_id: str, account_id: str, amount: int) -> str:
     """A fee item as compact JSON; for plain identifiers without ``json.dumps`` (which was
     about half of what storing the items cost), byte for byte the same text."""
     if type(amount) is int and _PLAIN_ID.fullmatch(order_id) and _PLAIN_ID.fullmatch(account_id):
-        return f'{{"order_id":"{order_id}","account_id":"{account_id}","amount":{amount}}}'
+        return plain_fee_item_json(order_id, account_id, amount)
     item = {"order_id": order_id, "account_id": account_id, "amount": amount}
     return json.dumps(item, separators=(",", ":"))
+
+
+def plain_fee_item_json(order_id: str, account_id: str, amount: int) -> str:
+    """:func:`fee_item_json` of identifiers already known to be plain (``ID_RE``)."""
+    return f'{{"order_id":"{order_id}","account_id":"{account_id}","amount":{amount}}}'
 
 
 def script_item_json(order_id: str, args: list[str]) -> str:
@@ -185,14 +191,16 @@ async def _insert_batch(
 async def _insert_items(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
     """Rows straight to the driver: COPY on PostgreSQL, one prepared statement on SQLite.
 
-    SQLAlchemy's own executemany spends more time on each row's parameters than the
-    database spends storing it. On PostgreSQL the caller's transaction has already run a
-    statement, so COPY runs inside it (asyncpg begins SQLAlchemy's transaction lazily).
+    SQLAlchemy's own executemany (``exec_driver_sql`` too) spends more time on each row's
+    parameters than the database spends storing it. On PostgreSQL the caller's transaction
+    has already run a statement, so COPY runs inside it (asyncpg begins SQLAlchemy's
+    transaction lazily).
     """
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    assert driver is not None
     if conn.dialect.name == "postgresql":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
         await driver.copy_records_to_table(batch_items.name, records=rows, columns=ITEM_COLUMNS)
     else:
-        await conn.exec_driver_sql(_INSERT_ITEMS_SQL, rows)
+        # aiosqlite, inside the BEGIN IMMEDIATE the caller's transaction began with.
+        await driver.executemany(_INSERT_ITEMS_SQL, rows)

@@ -25,6 +25,30 @@ def decided_at_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
+def failure_detail(
+    status: str,
+    order_id: str,
+    account_id: str,
+    amount: int,
+    balance_seen: int | None,
+    decided_at: str | None,
+) -> str | None:
+    """What a declined order's outcome says, replayed to every caller; None when charged.
+
+    One text for an outcome read back (``FeeOutcome.failure``) and one decided in bulk
+    (``ledger.bulk``), so both say the same, byte for byte.
+    """
+    when = "" if decided_at is None else f" at {decided_at}"
+    if status == "account_not_found":
+        return f"account {account_id!r} did not exist when the order was decided{when}"
+    if status == "insufficient_funds":
+        return (
+            f"account {account_id!r} had {balance_seen} and order "
+            f"{order_id!r} needs {amount} when it was decided{when}"
+        )
+    return None
+
+
 class Account(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -84,17 +108,19 @@ class FeeOutcome(BaseModel):
         Its detail says when the order was decided: replayed later, "does not exist" or
         "has 5" would be read as the state of now, which may well have changed since.
         """
-        when = "" if self.decided_at is None else f" at {decided_at_text(self.decided_at)}"
+        detail = failure_detail(
+            self.status,
+            self.order_id,
+            self.account_id,
+            self.amount,
+            self.balance_seen,
+            None if self.decided_at is None else decided_at_text(self.decided_at),
+        )
+        if detail is None:
+            return None
         if self.status == "account_not_found":
-            return AccountNotFound(
-                f"account {self.account_id!r} did not exist when the order was decided{when}"
-            )
-        if self.status == "insufficient_funds":
-            return InsufficientFunds(
-                f"account {self.account_id!r} had {self.balance_seen} and order "
-                f"{self.order_id!r} needs {self.amount} when it was decided{when}"
-            )
-        return None
+            return AccountNotFound(detail)
+        return InsufficientFunds(detail)
 
     def matches(self, order: FeeOrder) -> bool:
         return self.account_id == order.account_id and self.amount == order.amount
