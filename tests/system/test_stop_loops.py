@@ -116,8 +116,12 @@ def stop_loop_env(tmp_path: Path) -> dict[str, str]:
 async def test_worker_stops_cleanly_every_time(
     tmp_path: Path, new_sqlite_stack: NewStack, account: str
 ) -> None:
-    """N workers in turn, each stopped while it runs fee orders and a slow script."""
-    stack = new_sqlite_stack(**stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0")
+    """N workers in turn, each stopped while it runs fee orders and a slow script.
+
+    The API hosts no worker here: the work must land on the worker being stopped."""
+    stack = new_sqlite_stack(
+        **stop_loop_env(tmp_path), SUPERSCRIPT_NAIVE_DELAY="0.5-3.0", SUPERSCRIPT_API_WORKER="false"
+    )
     tally = Tally("worker")
     await wait_healthy(stack.base_url, stack.start_api())
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as http:
