@@ -5,9 +5,13 @@ Temporal server's pace (about ten a second). Here one activity runs a chunk's ke
 with the single-run path's per-key guarantees, kept by the ledger rather than by a
 workflow per key (see ``superscript.scripts.chunk_claims``):
 
-- keys and their attempts are claimed in groups, each in one transaction, right before
-  their scripts start, so a lost worker leaves at most a group or two claimed but not
-  started (those count as started: at most ``max_attempts`` starts, ever);
+- a key and its attempt are claimed only once a slot is held for it: the chunk waits for
+  one of the worker's ``slots``, takes every other one free at that moment (up to
+  ``group``), claims that many keys in one transaction and starts each granted run in its
+  slot at once (the slots of the other claims are given back). A lost worker therefore
+  leaves claimed only the runs in flight (they may have run, so they count as started:
+  at most ``max_attempts`` starts, ever) and the keys of a claim between its commit and
+  their spawn; every key not claimed yet is run by the retried chunk;
 - the scripts run through ``run_script``, at most ``slots`` at once on the worker;
 - every end is stored (the key's result and the batch item, one transaction per group);
 - a key someone else runs (the API, another batch or chunk) is waited for, never started.
@@ -19,6 +23,7 @@ import asyncio
 import itertools
 import json
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ from superscript.batches.reading import get_batch, pending_items
 from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
+from superscript.batches.script_slots import Slot, take_slots
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
 from superscript.scripts.chunk_claims import KeyClaim, claim_group
@@ -133,14 +139,11 @@ class ChunkRun:
         """
         firsts, repeats = _split_repeats(keys)
         self.repeats.extend(repeats)
+        todo = deque(firsts)
         try:
             async with asyncio.TaskGroup() as tasks:
-                for part in _groups(firsts, group):
-                    if activity.is_worker_shutdown():
-                        break
-                    by_order = {key.order_id: key for key in part}
-                    for claim in await self._claim(part):
-                        await self._start(tasks, by_order[claim.order_id], claim)
+                while todo and not activity.is_worker_shutdown():
+                    await self._claim_some(tasks, todo, group)
         finally:
             # Ended runs are stored even when the chunk stops (a worker shutting down).
             await asyncio.shield(self.ends.flush())
@@ -158,6 +161,26 @@ class ChunkRun:
                 tasks.create_task(self._waited(key, wait, waiting, repeat=True))
         await self.ends.flush()
         return self.ends.counts
+
+    async def _claim_some(self, tasks: asyncio.TaskGroup, todo: deque[Key], group: int) -> None:
+        """Claim as many of the next keys as there are slots for now, and start their runs.
+
+        At least one slot is waited for; the others are those free at that moment, so a
+        claimed key never waits for a slot (a killed worker would leave it counted as
+        started though its script never ran). A slot whose claim is no run is given back.
+        """
+        held = await take_slots(self.slots, min(group, len(todo)))
+        try:
+            if activity.is_worker_shutdown():
+                return
+            part = [todo.popleft() for _ in range(held)]
+            by_order = {key.order_id: key for key in part}
+            for claim in await self._claim(part):
+                if self._start(tasks, by_order[claim.order_id], claim):
+                    held -= 1  # the run's task holds that slot now
+        finally:
+            for _ in range(held):
+                self.slots.release()
 
     async def _claim(self, part: Sequence[Key]) -> list[KeyClaim]:
         """The group's claims; a failed transaction claimed nothing, so it is tried again
@@ -178,13 +201,16 @@ class ChunkRun:
             delay = min(delay * 2, BACKOFF_MOST)
         raise AssertionError("unreachable")
 
-    async def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> None:
-        """Start a granted attempt in a free slot; note every other claim's end."""
+    def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> bool:
+        """Start a granted attempt in the slot held for it (True); note any other end."""
         if claim.kind == "run":
             assert claim.attempt is not None
-            await self.slots.acquire()  # claimed keys start in order, never piling up
-            tasks.create_task(self._run_key(key, claim.attempt))
-        elif claim.kind == "decided":
+            slot = Slot(self.slots)
+            run = tasks.create_task(self._run_key(key, claim.attempt, slot))
+            # Given back however the task ends, also if it is cancelled before it starts.
+            run.add_done_callback(lambda _: slot.give_back())
+            return True
+        if claim.kind == "decided":
             assert claim.result is not None
             self.ends.ended(replayed_item(key.seq, claim.result))
         elif claim.kind == "refused":
@@ -194,31 +220,27 @@ class ChunkRun:
             self.ends.ended(_mismatch(key, self.spec.name))
         else:
             self.waits.append(key)
+        return False
 
-    async def _run_key(self, key: Key, attempt: int) -> None:
-        """The key's attempts (its header's ``max_attempts``), each claimed in the ledger."""
-        held = True
-        try:
-            while True:
-                outcome = await self._attempt(key, attempt)
-                self.slots.release()
-                held = False
-                if outcome.status == "succeeded" or attempt >= self.spec.max_attempts:
-                    break
-                await asyncio.sleep(_backoff(attempt))
-                claim = await self.runs.claim_attempt(
-                    self.spec.name, key.order_id, key.args, self.spec.max_attempts, self.starter
-                )
-                if claim.result is not None:
-                    await self.ends.ran(key.seq, claim.result)
-                    return
-                assert claim.attempt is not None
-                attempt = claim.attempt
-                await self.slots.acquire()
-                held = True
-        finally:
-            if held:
-                self.slots.release()
+    async def _run_key(self, key: Key, attempt: int, slot: Slot) -> None:
+        """The key's attempts (its header's ``max_attempts``), each claimed in the ledger
+        only once its slot is held, so a claimed attempt starts at once."""
+        while True:
+            outcome = await self._attempt(key, attempt)
+            slot.give_back()
+            if outcome.status == "succeeded" or attempt >= self.spec.max_attempts:
+                break
+            await asyncio.sleep(_backoff(attempt))
+            await slot.take_again()
+            claim = await self.runs.claim_attempt(
+                self.spec.name, key.order_id, key.args, self.spec.max_attempts, self.starter
+            )
+            if claim.result is not None:
+                slot.give_back()
+                await self.ends.ran(key.seq, claim.result)
+                return
+            assert claim.attempt is not None
+            attempt = claim.attempt
         result = run_result(
             self.spec.name, key.order_id, outcome, self.starter.workflow_id, self.starter.run_id
         )
@@ -312,11 +334,6 @@ def _split_repeats(keys: Iterable[Key]) -> tuple[list[Key], list[Key]]:
         (repeats if key.order_id in seen else firsts).append(key)
         seen.add(key.order_id)
     return firsts, repeats
-
-
-def _groups(keys: Sequence[Key], size: int) -> Iterable[Sequence[Key]]:
-    for start in range(0, len(keys), size):
-        yield keys[start : start + size]
 
 
 def _backoff(attempt: int) -> float:
