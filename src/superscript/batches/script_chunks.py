@@ -72,7 +72,8 @@ class ChunkPlace:
     runs: ScriptRuns
     slots: asyncio.Semaphore
     data_dir: Path
-    # Keys claimed (and their ends stored) per transaction.
+    # Ends stored per transaction, and the most keys claimed in one (a claim takes only
+    # as many keys as the chunk holds free slots for).
     group: int
 
 
@@ -132,6 +133,8 @@ class ChunkRun:
 
     async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
         """Run the chunk's own keys, store every end, then wait for the others'.
+
+        Keys are claimed as slots come free (``_claim_some``), never ahead of them.
 
         A worker shutting down starts no more keys: the runs in flight finish and are
         stored, and the chunk is handed back (``WORKER_SHUTDOWN``, retryable) so that its
