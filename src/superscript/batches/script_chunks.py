@@ -7,11 +7,13 @@ workflow per key (see ``superscript.scripts.chunk_claims``):
 
 - a key and its attempt are claimed only once a slot is held for it: the chunk waits for
   one of the worker's ``slots``, takes every other one free at that moment (up to
-  ``group``), claims that many keys in one transaction and starts each granted run in its
-  slot at once (the slots of the other claims are given back). A lost worker therefore
-  leaves claimed only the runs in flight (they may have run, so they count as started:
-  at most ``max_attempts`` starts, ever) and the keys of a claim between its commit and
-  their spawn; every key not claimed yet is run by the retried chunk;
+  ``group``), claims that many keys and ``LOOKAHEAD`` more in one transaction and starts
+  each granted run in its slot (the few ahead wait for the next free slots, so that no
+  slot is idle during a claim's transaction; the slots of claims that are no run are
+  given back). A lost worker therefore leaves claimed only its runs in flight (they may
+  have run, so they count as started: at most ``max_attempts`` starts, ever), the few
+  claimed ahead and the keys of a claim between its commit and their spawn; every key
+  not claimed yet is run by the retried chunk;
 - the scripts run through ``run_script``, at most ``slots`` at once on the worker;
 - every end is stored (the key's result and the batch item, one transaction per group);
 - a key someone else runs (the API, another batch or chunk) is waited for, never started.
@@ -38,7 +40,7 @@ from superscript.batches.reading import get_batch, pending_items
 from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
-from superscript.batches.script_slots import Slot, take_slots
+from superscript.batches.script_slots import LOOKAHEAD, Slot, take_slots
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
 from superscript.scripts.chunk_claims import KeyClaim, claim_group
@@ -130,11 +132,13 @@ class ChunkRun:
     waits: list[Key] = field(default_factory=list)
     # Repeats of a key earlier in the chunk, replayed with its outcome once it has one.
     repeats: list[Key] = field(default_factory=list)
+    # Runs claimed ahead of a free slot and still waiting for one (at most ``LOOKAHEAD``).
+    ahead: int = 0
 
     async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
         """Run the chunk's own keys, store every end, then wait for the others'.
 
-        Keys are claimed as slots come free (``_claim_some``), never ahead of them.
+        Keys are claimed as slots come free (``_claim_some``), at most ``LOOKAHEAD`` ahead.
 
         A worker shutting down starts no more keys: the runs in flight finish and are
         stored, and the chunk is handed back (``WORKER_SHUTDOWN``, retryable) so that its
@@ -168,19 +172,29 @@ class ChunkRun:
     async def _claim_some(self, tasks: asyncio.TaskGroup, todo: deque[Key], group: int) -> None:
         """Claim as many of the next keys as there are slots for now, and start their runs.
 
-        At least one slot is waited for; the others are those free at that moment, so a
-        claimed key never waits for a slot (a killed worker would leave it counted as
-        started though its script never ran). A slot whose claim is no run is given back.
+        At least one slot is waited for; the others are those free at that moment, and
+        only ``LOOKAHEAD`` claimed keys ever wait for a slot (a killed worker leaves them
+        counted as started though their scripts never ran). A slot whose claim is no run
+        is given back.
         """
         held = await take_slots(self.slots, min(group, len(todo)))
         try:
             if activity.is_worker_shutdown():
                 return
-            part = [todo.popleft() for _ in range(held)]
+            extra = max(0, min(LOOKAHEAD - self.ahead, len(todo) - held))
+            part = [todo.popleft() for _ in range(held + extra)]
             by_order = {key.order_id: key for key in part}
             for claim in await self._claim(part):
-                if self._start(tasks, by_order[claim.order_id], claim):
+                if claim.kind == "run" and held:
                     held -= 1  # the run's task holds that slot now
+                    self._start(tasks, by_order[claim.order_id], claim, Slot(self.slots))
+                elif claim.kind == "run":
+                    self.ahead += 1  # waits for the next slot, ahead of this loop
+                    self._start(
+                        tasks, by_order[claim.order_id], claim, Slot(self.slots, held=False)
+                    )
+                else:
+                    self._end(by_order[claim.order_id], claim)
         finally:
             for _ in range(held):
                 self.slots.release()
@@ -204,15 +218,15 @@ class ChunkRun:
             delay = min(delay * 2, BACKOFF_MOST)
         raise AssertionError("unreachable")
 
-    def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> bool:
-        """Start a granted attempt in the slot held for it (True); note any other end."""
-        if claim.kind == "run":
-            assert claim.attempt is not None
-            slot = Slot(self.slots)
-            run = tasks.create_task(self._run_key(key, claim.attempt, slot))
-            # Given back however the task ends, also if it is cancelled before it starts.
-            run.add_done_callback(lambda _: slot.give_back())
-            return True
+    def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim, slot: Slot) -> None:
+        """Start a granted attempt in its slot (held, or the next one free)."""
+        assert claim.attempt is not None
+        run = tasks.create_task(self._run_key(key, claim.attempt, slot))
+        # Given back however the task ends, also if it is cancelled before it starts.
+        run.add_done_callback(lambda _: slot.give_back())
+
+    def _end(self, key: Key, claim: KeyClaim) -> None:
+        """Note the end of a claim that is no run (or wait for the key's run elsewhere)."""
         if claim.kind == "decided":
             assert claim.result is not None
             self.ends.ended(replayed_item(key.seq, claim.result))
@@ -223,11 +237,15 @@ class ChunkRun:
             self.ends.ended(_mismatch(key, self.spec.name))
         else:
             self.waits.append(key)
-        return False
 
     async def _run_key(self, key: Key, attempt: int, slot: Slot) -> None:
         """The key's attempts (its header's ``max_attempts``), each claimed in the ledger
         only once its slot is held, so a claimed attempt starts at once."""
+        if not slot.held:
+            try:
+                await slot.take_again()
+            finally:
+                self.ahead -= 1
         while True:
             outcome = await self._attempt(key, attempt)
             slot.give_back()

@@ -1,8 +1,8 @@
 """The worker's script slots, as a script chunk takes and holds them.
 
-A chunk claims a key only once a slot is held for it, so that a claimed key starts at
-once: a key claimed while it waits for a slot would count as started if the worker were
-killed meanwhile, though its script never ran.
+A chunk claims a key only once a slot is held for it (but ``LOOKAHEAD`` keys), so that a
+claimed key starts at once: a key claimed while it waits for a slot would count as
+started if the worker were killed meanwhile, though its script never ran.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from superscript.testing_hooks import failpoint
 
 # Where a test freezes a chunk that must wait for a slot (every slot of the worker busy).
 SLOTS_FULL = "script-chunk-slots-full"
+# Runs a chunk claims beyond its free slots, each waiting for the next slot to come free,
+# so that a slot is not idle during a claim's transaction. A killed worker leaves those
+# counted as started too: at most ``LOOKAHEAD`` per chunk beyond its runs in flight.
+LOOKAHEAD = 4
 
 
 async def take_slots(slots: asyncio.Semaphore, most: int) -> int:
@@ -30,9 +34,13 @@ async def take_slots(slots: asyncio.Semaphore, most: int) -> int:
 class Slot:
     """One slot held by one key's run: given back once, whichever way the run ends."""
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, *, held: bool = True) -> None:
         self._slots = slots
-        self._held = True
+        self._held = held
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def give_back(self) -> None:
         if self._held:
