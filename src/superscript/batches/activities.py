@@ -34,8 +34,9 @@ from superscript.testing_hooks import failpoint
 # How often a waiting activity tells Temporal it is still alive (chunk activities beat
 # every ``heartbeat.EVERY_SECONDS``, inside their 10 s heartbeat timeout).
 HEARTBEAT_SECONDS = 5.0
-# Scripts a worker runs at once for its script chunks (all chunks together), and keys
-# claimed (and their ends stored) per transaction.
+# Scripts a worker runs at once for its script chunks (all chunks together), and the
+# most keys claimed per transaction (a chunk claims only keys it holds a free slot for)
+# and ends stored per transaction.
 SCRIPT_SLOTS = 16
 SCRIPT_GROUP = 32
 

@@ -5,9 +5,15 @@ Temporal server's pace (about ten a second). Here one activity runs a chunk's ke
 with the single-run path's per-key guarantees, kept by the ledger rather than by a
 workflow per key (see ``superscript.scripts.chunk_claims``):
 
-- keys and their attempts are claimed in groups, each in one transaction, right before
-  their scripts start, so a lost worker leaves at most a group or two claimed but not
-  started (those count as started: at most ``max_attempts`` starts, ever);
+- a key and its attempt are claimed only once a slot is held for it: the chunk waits for
+  one of the worker's ``slots``, takes every other one free at that moment (up to
+  ``group``), claims that many keys and ``LOOKAHEAD`` more in one transaction and starts
+  each granted run in its slot (the few ahead wait for the next free slots, so that no
+  slot is idle during a claim's transaction; the slots of claims that are no run are
+  given back). A lost worker therefore leaves claimed only its runs in flight (they may
+  have run, so they count as started: at most ``max_attempts`` starts, ever), the few
+  claimed ahead and the keys of a claim between its commit and their spawn; every key
+  not claimed yet is run by the retried chunk;
 - the scripts run through ``run_script``, at most ``slots`` at once on the worker;
 - every end is stored (the key's result and the batch item, one transaction per group);
 - a key someone else runs (the API, another batch or chunk) is waited for, never started.
@@ -19,6 +25,7 @@ import asyncio
 import itertools
 import json
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +40,7 @@ from superscript.batches.reading import get_batch, pending_items
 from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
+from superscript.batches.script_slots import LOOKAHEAD, Slot, take_slots
 from superscript.ledger import IdempotencyKeyReused, Ledger
 from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
 from superscript.scripts.chunk_claims import KeyClaim, claim_group
@@ -66,7 +74,8 @@ class ChunkPlace:
     runs: ScriptRuns
     slots: asyncio.Semaphore
     data_dir: Path
-    # Keys claimed (and their ends stored) per transaction.
+    # Ends stored per transaction, and the most keys claimed in one (a claim takes only
+    # as many keys as the chunk holds free slots for).
     group: int
 
 
@@ -123,9 +132,13 @@ class ChunkRun:
     waits: list[Key] = field(default_factory=list)
     # Repeats of a key earlier in the chunk, replayed with its outcome once it has one.
     repeats: list[Key] = field(default_factory=list)
+    # Runs claimed ahead of a free slot and still waiting for one (at most ``LOOKAHEAD``).
+    ahead: int = 0
 
     async def run(self, keys: Sequence[Key], group: int, wait: WaitFor) -> Counts:
         """Run the chunk's own keys, store every end, then wait for the others'.
+
+        Keys are claimed as slots come free (``_claim_some``), at most ``LOOKAHEAD`` ahead.
 
         A worker shutting down starts no more keys: the runs in flight finish and are
         stored, and the chunk is handed back (``WORKER_SHUTDOWN``, retryable) so that its
@@ -133,14 +146,11 @@ class ChunkRun:
         """
         firsts, repeats = _split_repeats(keys)
         self.repeats.extend(repeats)
+        todo = deque(firsts)
         try:
             async with asyncio.TaskGroup() as tasks:
-                for part in _groups(firsts, group):
-                    if activity.is_worker_shutdown():
-                        break
-                    by_order = {key.order_id: key for key in part}
-                    for claim in await self._claim(part):
-                        await self._start(tasks, by_order[claim.order_id], claim)
+                while todo and not activity.is_worker_shutdown():
+                    await self._claim_some(tasks, todo, group)
         finally:
             # Ended runs are stored even when the chunk stops (a worker shutting down).
             await asyncio.shield(self.ends.flush())
@@ -158,6 +168,36 @@ class ChunkRun:
                 tasks.create_task(self._waited(key, wait, waiting, repeat=True))
         await self.ends.flush()
         return self.ends.counts
+
+    async def _claim_some(self, tasks: asyncio.TaskGroup, todo: deque[Key], group: int) -> None:
+        """Claim as many of the next keys as there are slots for now, and start their runs.
+
+        At least one slot is waited for; the others are those free at that moment, and
+        only ``LOOKAHEAD`` claimed keys ever wait for a slot (a killed worker leaves them
+        counted as started though their scripts never ran). A slot whose claim is no run
+        is given back.
+        """
+        held = await take_slots(self.slots, min(group, len(todo)))
+        try:
+            if activity.is_worker_shutdown():
+                return
+            extra = max(0, min(LOOKAHEAD - self.ahead, len(todo) - held))
+            part = [todo.popleft() for _ in range(held + extra)]
+            by_order = {key.order_id: key for key in part}
+            for claim in await self._claim(part):
+                if claim.kind == "run" and held:
+                    held -= 1  # the run's task holds that slot now
+                    self._start(tasks, by_order[claim.order_id], claim, Slot(self.slots))
+                elif claim.kind == "run":
+                    self.ahead += 1  # waits for the next slot, ahead of this loop
+                    self._start(
+                        tasks, by_order[claim.order_id], claim, Slot(self.slots, held=False)
+                    )
+                else:
+                    self._end(by_order[claim.order_id], claim)
+        finally:
+            for _ in range(held):
+                self.slots.release()
 
     async def _claim(self, part: Sequence[Key]) -> list[KeyClaim]:
         """The group's claims; a failed transaction claimed nothing, so it is tried again
@@ -178,13 +218,16 @@ class ChunkRun:
             delay = min(delay * 2, BACKOFF_MOST)
         raise AssertionError("unreachable")
 
-    async def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim) -> None:
-        """Start a granted attempt in a free slot; note every other claim's end."""
-        if claim.kind == "run":
-            assert claim.attempt is not None
-            await self.slots.acquire()  # claimed keys start in order, never piling up
-            tasks.create_task(self._run_key(key, claim.attempt))
-        elif claim.kind == "decided":
+    def _start(self, tasks: asyncio.TaskGroup, key: Key, claim: KeyClaim, slot: Slot) -> None:
+        """Start a granted attempt in its slot (held, or the next one free)."""
+        assert claim.attempt is not None
+        run = tasks.create_task(self._run_key(key, claim.attempt, slot))
+        # Given back however the task ends, also if it is cancelled before it starts.
+        run.add_done_callback(lambda _: slot.give_back())
+
+    def _end(self, key: Key, claim: KeyClaim) -> None:
+        """Note the end of a claim that is no run (or wait for the key's run elsewhere)."""
+        if claim.kind == "decided":
             assert claim.result is not None
             self.ends.ended(replayed_item(key.seq, claim.result))
         elif claim.kind == "refused":
@@ -195,30 +238,30 @@ class ChunkRun:
         else:
             self.waits.append(key)
 
-    async def _run_key(self, key: Key, attempt: int) -> None:
-        """The key's attempts (its header's ``max_attempts``), each claimed in the ledger."""
-        held = True
-        try:
-            while True:
-                outcome = await self._attempt(key, attempt)
-                self.slots.release()
-                held = False
-                if outcome.status == "succeeded" or attempt >= self.spec.max_attempts:
-                    break
-                await asyncio.sleep(_backoff(attempt))
-                claim = await self.runs.claim_attempt(
-                    self.spec.name, key.order_id, key.args, self.spec.max_attempts, self.starter
-                )
-                if claim.result is not None:
-                    await self.ends.ran(key.seq, claim.result)
-                    return
-                assert claim.attempt is not None
-                attempt = claim.attempt
-                await self.slots.acquire()
-                held = True
-        finally:
-            if held:
-                self.slots.release()
+    async def _run_key(self, key: Key, attempt: int, slot: Slot) -> None:
+        """The key's attempts (its header's ``max_attempts``), each claimed in the ledger
+        only once its slot is held, so a claimed attempt starts at once."""
+        if not slot.held:
+            try:
+                await slot.take_again()
+            finally:
+                self.ahead -= 1
+        while True:
+            outcome = await self._attempt(key, attempt)
+            slot.give_back()
+            if outcome.status == "succeeded" or attempt >= self.spec.max_attempts:
+                break
+            await asyncio.sleep(_backoff(attempt))
+            await slot.take_again()
+            claim = await self.runs.claim_attempt(
+                self.spec.name, key.order_id, key.args, self.spec.max_attempts, self.starter
+            )
+            if claim.result is not None:
+                slot.give_back()
+                await self.ends.ran(key.seq, claim.result)
+                return
+            assert claim.attempt is not None
+            attempt = claim.attempt
         result = run_result(
             self.spec.name, key.order_id, outcome, self.starter.workflow_id, self.starter.run_id
         )
@@ -312,11 +355,6 @@ def _split_repeats(keys: Iterable[Key]) -> tuple[list[Key], list[Key]]:
         (repeats if key.order_id in seen else firsts).append(key)
         seen.add(key.order_id)
     return firsts, repeats
-
-
-def _groups(keys: Sequence[Key], size: int) -> Iterable[Sequence[Key]]:
-    for start in range(0, len(keys), size):
-        yield keys[start : start + size]
 
 
 def _backoff(attempt: int) -> float:

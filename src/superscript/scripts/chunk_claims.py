@@ -11,6 +11,9 @@ rules are ``ScriptRuns.claim_attempt``'s, for a group of keys in one transaction
   is retried (a lost worker): the retry claims the next attempt, and a key whose
   ``max_attempts`` all started is decided ``failed`` ("not run again"), exactly as the
   single-run workflow's activity does;
+- a claimed attempt counts as started at once, so a caller claims only keys it can start
+  at once or nearly (the chunk orchestrator holds a free slot for each but a few, see
+  ``superscript.batches.script_slots``);
 - a key claimed by anyone else (the API's ``SCRIPT-WF-{name}/{order_id}``, another batch,
   another chunk of this batch) and still pending is ``elsewhere``: the caller waits for
   its run and starts nothing.
