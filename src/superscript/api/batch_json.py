@@ -19,7 +19,7 @@ from starlette.types import Message
 
 from superscript.api.batch_accept import accept_batch
 from superscript.api.deps import get_services
-from superscript.api.schemas import BatchRequest, FeeBatchRequest, ScriptItemIn
+from superscript.api.schemas import BatchRequest, ScriptBatchRequest, ScriptItemIn
 from superscript.api.scripts import script_spec
 from superscript.batches.json_intake import GiveUp, JsonIntake, fee_item, script_item
 
@@ -50,10 +50,12 @@ async def submit_json(request: Request, whole_body: WholeBody) -> Response:
         body = None if intake is None else _validated(intake)
         if intake is None or body is None:
             return await whole_body(_replayed(request, raw))
-        script = None if isinstance(body, FeeBatchRequest) else body.script
-        if script is not None:
-            script_spec(svc.registry, script)  # a 404 before anything is stored
-        return await accept_batch(svc, body.batch_id, body.kind, script, intake.finish())
+        if not isinstance(body, ScriptBatchRequest):
+            return await accept_batch(svc, body.batch_id, body.kind, None, intake.finish())
+        script_spec(svc.registry, body.script)  # a 404 before anything is stored
+        return await accept_batch(
+            svc, body.batch_id, body.kind, body.script, intake.finish(), body.orchestrator
+        )
 
 
 def _fed(intake: JsonIntake | None, data: bytes, *, final: bool = False) -> JsonIntake | None:

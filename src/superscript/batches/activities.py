@@ -20,7 +20,8 @@ from superscript.batches.models import (
     ScriptPlan,
 )
 from superscript.batches.planning import plan_script_chunk
-from superscript.batches.script_chunks import ChunkPlace, WaitFor, run_script_chunk
+from superscript.batches.script_chunks import ChunkPlace, run_script_chunk
+from superscript.batches.script_waits import WaitFor
 from superscript.batches.store import BatchStore
 from superscript.ledger import Decider
 from superscript.scripts.activities import worker_identity

@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from superscript.batches.models import Counts, ItemDone
 from superscript.batches.reading import get_batch, pending_items
@@ -41,16 +39,10 @@ from superscript.batches.recording import record_items
 from superscript.batches.schema import batch_items
 from superscript.batches.script_ends import BACKOFF_MOST, TRIES, Ends, ran_item, replayed_item
 from superscript.batches.script_slots import LOOKAHEAD, Slot, take_slots
-from superscript.ledger import IdempotencyKeyReused, Ledger
+from superscript.batches.script_waits import Key, WaitFor, mismatch_item
+from superscript.ledger import Ledger
 from superscript.scripts.activities import WORKER_SHUTDOWN, failed_outcome, outcome_of_run
 from superscript.scripts.chunk_claims import KeyClaim, claim_group
-from superscript.scripts.client import (
-    RunUndecided,
-    await_script_run,
-    recorded_run,
-    runs_in_batch,
-    script_handle,
-)
 from superscript.scripts.models import ScriptOutcome, run_result
 from superscript.scripts.records import AttemptStarter, ScriptRuns
 from superscript.scripts.registry import Registry, ScriptNotFound, ScriptSpec
@@ -59,9 +51,7 @@ from superscript.scripts.workflows import RETRY_INITIAL_INTERVAL, RETRY_MAXIMUM_
 
 log = logging.getLogger(__name__)
 
-# How long one wait on a key that someone else runs lasts before it is asked again, and
-# how many such waits a chunk has at once.
-WAIT_SECONDS = 30.0
+# How many waits on keys that someone else runs a chunk has at once.
 WAITS_AT_ONCE = 32
 
 
@@ -106,15 +96,6 @@ async def run_script_chunk(
         place.ledger, place.runs, spec, starter, place.slots, place.data_dir.resolve(), ends
     )
     return await chunk.run(keys, place.group, wait)
-
-
-@dataclass(frozen=True)
-class Key:
-    """One pending item of the chunk."""
-
-    seq: int
-    order_id: str
-    args: list[str]
 
 
 @dataclass
@@ -234,7 +215,7 @@ class ChunkRun:
             assert claim.result is not None
             self.ends.ended(ran_item(key.seq, claim.result))
         elif claim.kind == "mismatch":
-            self.ends.ended(_mismatch(key, self.spec.name))
+            self.ends.ended(mismatch_item(key, self.spec.name))
         else:
             self.waits.append(key)
 
@@ -285,65 +266,6 @@ class ChunkRun:
     ) -> None:
         async with waiting:
             self.ends.ended(await wait.item(self.spec, key, repeat=repeat))
-
-
-@dataclass(frozen=True)
-class WaitFor:
-    """Waiting for a key that someone else runs, as the API's callers wait for it."""
-
-    client: Client
-    runs: ScriptRuns
-    task_queue: str
-
-    async def item(self, spec: ScriptSpec, key: Key, *, repeat: bool) -> ItemDone:
-        """The item's end once the key's run is decided: ``replayed`` with its outcome.
-
-        Except a pending key that nothing runs (its workflow never started, or is gone):
-        the wait starts the key's own workflow, so the run is this batch's (``succeeded``
-        or ``failed``), as the seed's child, which would have started it, reports it.
-        """
-        taken_over = not repeat and await self._nobody_runs(spec.name, key.order_id)
-        try:
-            result = await await_script_run(
-                self.client,
-                self.runs,
-                spec,
-                key.order_id,
-                key.args,
-                task_queue=self.task_queue,
-                wait_seconds=WAIT_SECONDS,
-            )
-        except IdempotencyKeyReused:
-            return _mismatch(key, spec.name)
-        except RunUndecided as exc:
-            return ItemDone(seq=key.seq, status="replayed", outcome="failed", detail=exc.detail)
-        return ran_item(key.seq, result) if taken_over else replayed_item(key.seq, result)
-
-    async def _nobody_runs(self, script: str, order_id: str) -> bool:
-        """Whether the key is pending and no workflow (nor batch) holds its run."""
-        record = await self.runs.get(script, order_id)
-        if record is None or record.result is not None:
-            return False
-        if await runs_in_batch(self.client, record):
-            return False
-        handle = await recorded_run(self.client, record) or script_handle(
-            self.client, script, order_id
-        )
-        try:
-            await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return True
-            raise
-        return False
-
-
-def _mismatch(key: Key, script: str) -> ItemDone:
-    error = IdempotencyKeyReused(
-        f"order {key.order_id!r} already has a run of script {script!r} with other args; "
-        "nothing was run"
-    )
-    return ItemDone(seq=key.seq, status="failed", outcome=error.code, detail=error.detail)
 
 
 def _split_repeats(keys: Iterable[Key]) -> tuple[list[Key], list[Key]]:
