@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from superscript.batches.models import Counts, ItemDone
 from superscript.batches.recording import record_ends
 from superscript.ledger import Ledger
-from superscript.scripts.chunk_claims import decide_results, stored_results
+from superscript.scripts.chunk_claims import stored_results
 from superscript.scripts.models import ScriptRunResult
+from superscript.scripts.records import decide_results
 from superscript.testing_hooks import failpoint
 
 log = logging.getLogger(__name__)

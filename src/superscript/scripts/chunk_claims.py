@@ -26,13 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from superscript.db.metadata import IN_LIST_SIZE
-from superscript.scripts.models import NOT_RUN_AGAIN_REASON, ScriptRunResult
-from superscript.scripts.records import AttemptStarter, args_digest, encode_args
+from superscript.scripts.models import ScriptRunResult
+from superscript.scripts.records import (
+    AttemptStarter,
+    args_digest,
+    decide_results,
+    encode_args,
+    not_run_again,
+)
 from superscript.scripts.schema import script_attempts, script_runs
 
 ClaimKind = Literal["run", "decided", "refused", "mismatch", "elsewhere"]
@@ -119,51 +125,9 @@ def _decide_key(
         return KeyClaim(order_id, "elsewhere")
     if started >= max_attempts:
         return KeyClaim(
-            order_id, "refused", result=_not_run_again(script, order_id, started, starter)
+            order_id, "refused", result=not_run_again(script, order_id, started, starter)
         )
     return KeyClaim(order_id, "run", attempt=started + 1)
-
-
-def _not_run_again(
-    script: str, order_id: str, started: int, starter: AttemptStarter
-) -> ScriptRunResult:
-    """The result of a key whose attempts all started: failed, and nothing ran now."""
-    return ScriptRunResult(
-        order_id=order_id,
-        script=script,
-        status="failed",
-        exit_code=None,
-        stdout="",
-        stderr="",
-        attempts=started,
-        workflow_id=starter.workflow_id,
-        run_id=starter.run_id,
-        reason=NOT_RUN_AGAIN_REASON,
-    )
-
-
-async def decide_results(conn: AsyncConnection, results: Sequence[ScriptRunResult]) -> None:
-    """Store each result as its key's, unless the key has one (the first result is final)."""
-    if not results:
-        return
-    await conn.execute(
-        update(script_runs)
-        .where(
-            script_runs.c.script == bindparam("b_script"),
-            script_runs.c.order_id == bindparam("b_order_id"),
-            script_runs.c.result.is_(None),
-        )
-        .values(status=bindparam("b_status"), result=bindparam("b_result"), decided_at=func.now()),
-        [
-            {
-                "b_script": r.script,
-                "b_order_id": r.order_id,
-                "b_status": r.status,
-                "b_result": r.model_dump_json(),
-            }
-            for r in results
-        ],
-    )
 
 
 async def stored_results(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -148,8 +148,8 @@ class ScriptRuns:
                 return AttemptClaim(result=record.result)
             started = await _attempts_started(conn, script, order_id)
             if started >= max_attempts:
-                result = _not_run_again(script, order_id, started, starter)
-                await _decide(conn, result)
+                result = not_run_again(script, order_id, started, starter)
+                await decide_results(conn, [result])
                 return AttemptClaim(result=result, refused=True)
             await conn.execute(
                 script_attempts.insert().values(
@@ -176,7 +176,7 @@ class ScriptRuns:
         """
         async with write_transaction(self.engine) as conn:
             await self._make_pending(conn, result.script, result.order_id, args, result.workflow_id)
-            await _decide(conn, result)
+            await decide_results(conn, [result])
             record = await _read(conn, result.script, result.order_id)
         assert record is not None
         return record
@@ -233,7 +233,7 @@ async def _attempts_started(conn: AsyncConnection, script: str, order_id: str) -
     return count
 
 
-def _not_run_again(
+def not_run_again(
     script: str, order_id: str, started: int, starter: AttemptStarter
 ) -> ScriptRunResult:
     """The result of a key whose attempts have all started: failed, and nothing ran now."""
@@ -251,16 +251,27 @@ def _not_run_again(
     )
 
 
-async def _decide(conn: AsyncConnection, result: ScriptRunResult) -> None:
-    """Store ``result`` as the key's, unless it has one: the first stored result is final."""
+async def decide_results(conn: AsyncConnection, results: Sequence[ScriptRunResult]) -> None:
+    """Store each result as its key's, unless the key has one (the first result is final)."""
+    if not results:
+        return
     await conn.execute(
         update(script_runs)
         .where(
-            script_runs.c.script == result.script,
-            script_runs.c.order_id == result.order_id,
+            script_runs.c.script == bindparam("b_script"),
+            script_runs.c.order_id == bindparam("b_order_id"),
             script_runs.c.result.is_(None),
         )
-        .values(status=result.status, result=result.model_dump_json(), decided_at=func.now())
+        .values(status=bindparam("b_status"), result=bindparam("b_result"), decided_at=func.now()),
+        [
+            {
+                "b_script": r.script,
+                "b_order_id": r.order_id,
+                "b_status": r.status,
+                "b_result": r.model_dump_json(),
+            }
+            for r in results
+        ],
     )
 
 
