@@ -16,8 +16,6 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bench.raw_rows import (
-    ENTRY_COLUMNS,
-    OUTCOME_COLUMNS,
     RawBatch,
     RawTimes,
     add_raw_rows,
@@ -31,6 +29,7 @@ from bench.stack import ACCOUNT_BALANCE, Stack
 from superscript.batches.storing import ITEM_COLUMNS
 from superscript.db.engine import create_engine, is_sqlite
 from superscript.db.migrate import migrate
+from superscript.ledger.bulk import ENTRY_COLUMNS, OUTCOME_COLUMNS
 
 
 async def measure_raw_asyncpg(stack: Stack, sizes: Sizes, report: Report) -> None:

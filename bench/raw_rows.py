@@ -20,18 +20,6 @@ from bench.stack import Stack
 # The baseline: 2,000 orders per transaction (the batch's chunk size today).
 RAW_CHUNK_SIZE = 2_000
 RAW_GOAL = 0.5
-OUTCOME_COLUMNS = (
-    "order_id",
-    "account_id",
-    "amount",
-    "status",
-    "balance_after",
-    "balance_seen",
-    "workflow_id",
-    "run_id",
-    "decided_at",
-)
-ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind", "balance_after")
 # An order ID, its account, its amount.
 Order = tuple[str, str, int]
 

@@ -13,8 +13,6 @@ import sqlite3
 import time
 
 from bench.raw_rows import (
-    ENTRY_COLUMNS,
-    OUTCOME_COLUMNS,
     RawBatch,
     RawTimes,
     add_raw_rows,
@@ -29,6 +27,7 @@ from superscript.batches.storing import ITEM_COLUMNS
 from superscript.db.engine import SQLITE_BUSY_TIMEOUT_MS, create_engine, is_sqlite
 from superscript.db.metadata import IN_LIST_SIZE
 from superscript.db.migrate import migrate
+from superscript.ledger.bulk import ENTRY_COLUMNS, OUTCOME_COLUMNS
 
 # How the SQLite dialect of SQLAlchemy stores a DateTime: the ledger's rows look the same.
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"

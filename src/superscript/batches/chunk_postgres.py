@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from superscript.batches.chunk_common import ChunkRead, largest_group, tally
 from superscript.batches.models import Counts
 from superscript.ledger import Decider, FeeOutcome
-from superscript.ledger.bulk import ChunkRows, decide_chunk
+from superscript.ledger.bulk import ENTRY_COLUMNS, OUTCOME_COLUMNS, ChunkRows, decide_chunk
 from superscript.ledger.models import decision_time
 
 _PENDING = "FROM batch_items WHERE batch_id = $1 AND seq >= $2 AND seq < $3 AND status = 'pending'"
@@ -28,22 +28,10 @@ _LOCK = (
     f"WHERE account_id IN (SELECT account_id {_PENDING}) ORDER BY account_id FOR UPDATE"
 )
 _ITEMS = f"SELECT seq, order_id, account_id, amount {_PENDING} ORDER BY seq"
-OUTCOME_COLUMNS = (
-    "order_id",
-    "account_id",
-    "amount",
-    "status",
-    "balance_after",
-    "balance_seen",
-    "workflow_id",
-    "run_id",
-    "decided_at",
-)
 _STORED = (
     f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM fee_outcomes "
     f"WHERE order_id IN (SELECT order_id {_PENDING})"
 )
-_ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind", "balance_after")
 _UPDATE_BALANCES = (
     "UPDATE accounts AS a SET balance = u.balance "
     "FROM unnest($1::text[], $2::bigint[]) AS u(account_id, balance) "
@@ -113,7 +101,7 @@ async def _write(db: Any, batch_id: str, span: tuple[int, int], rows: ChunkRows)
             "fee_outcomes", records=rows.outcomes, columns=OUTCOME_COLUMNS
         )
     if rows.entries:
-        await db.copy_records_to_table("entries", records=rows.entries, columns=_ENTRY_COLUMNS)
+        await db.copy_records_to_table("entries", records=rows.entries, columns=ENTRY_COLUMNS)
     if rows.balances:
         await db.execute(
             _UPDATE_BALANCES,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from superscript.batches.chunk_common import ChunkRead, largest_group, tally
 from superscript.batches.models import Counts
 from superscript.ledger import Decider, FeeOutcome
-from superscript.ledger.bulk import ChunkRows, decide_chunk
+from superscript.ledger.bulk import ENTRY_COLUMNS, OUTCOME_COLUMNS, ChunkRows, decide_chunk
 from superscript.ledger.models import decision_time
 
 _PENDING = "FROM batch_items WHERE batch_id = ? AND seq >= ? AND seq < ? AND status = 'pending'"
@@ -26,18 +26,17 @@ _ITEMS = f"SELECT seq, order_id, account_id, amount {_PENDING} ORDER BY seq"
 _BALANCES = (
     f"SELECT account_id, balance FROM accounts WHERE account_id IN (SELECT account_id {_PENDING})"
 )
-_OUTCOME_COLUMNS = (
-    "order_id, account_id, amount, status, balance_after, balance_seen, workflow_id, "
-    "run_id, decided_at"
-)
+_OUTCOME_COLUMNS = ", ".join(OUTCOME_COLUMNS)
 _STORED = (
     f"SELECT {_OUTCOME_COLUMNS} FROM fee_outcomes WHERE order_id IN (SELECT order_id {_PENDING})"
 )
 _INSERT_OUTCOMES = (
-    f"INSERT INTO fee_outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO fee_outcomes ({_OUTCOME_COLUMNS}) "
+    f"VALUES ({', '.join('?' for _ in OUTCOME_COLUMNS)})"
 )
 _INSERT_ENTRIES = (
-    "INSERT INTO entries (account_id, order_id, amount, kind, balance_after) VALUES (?, ?, ?, ?, ?)"
+    f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ENTRY_COLUMNS)})"
 )
 _UPDATE_BALANCES = "UPDATE accounts SET balance = ? WHERE account_id = ?"
 _MARK_ONE = (
@@ -91,8 +90,7 @@ async def apply_chunk(
 
 def _outcome(row: Sequence[Any]) -> FeeOutcome:
     """A stored outcome; SQLite gives ``decided_at`` back as naive UTC text."""
-    names = _OUTCOME_COLUMNS.split(", ")
-    data = dict(zip(names, row, strict=True))
+    data = dict(zip(OUTCOME_COLUMNS, row, strict=True))
     data["decided_at"] = _utc(data["decided_at"])
     return FeeOutcome.model_validate(data)
 

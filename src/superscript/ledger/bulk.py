@@ -25,14 +25,28 @@ ItemEnd = tuple[int, str, str, str | None]
 _Known = tuple[str, int, str, str | None]
 
 
+# The columns of a chunk's rows, in the order of their tuples in ``ChunkRows``.
+OUTCOME_COLUMNS = (
+    "order_id",
+    "account_id",
+    "amount",
+    "status",
+    "balance_after",
+    "balance_seen",
+    "workflow_id",
+    "run_id",
+    "decided_at",
+)
+ENTRY_COLUMNS = ("account_id", "order_id", "amount", "kind", "balance_after")
+
+
 @dataclass
 class ChunkRows:
     """Everything a chunk writes: outcomes, journal entries, new balances, item ends."""
 
-    # order_id, account_id, amount, status, balance_after, balance_seen, workflow_id,
-    # run_id, decided_at (as the driver takes it).
+    # ``OUTCOME_COLUMNS`` (decided_at as the driver takes it).
     outcomes: list[tuple[object, ...]] = field(default_factory=list)
-    # account_id, order_id, amount, kind, balance_after.
+    # ``ENTRY_COLUMNS``.
     entries: list[tuple[str, str, int, str, int]] = field(default_factory=list)
     # account_id, balance (each changed account once, sorted).
     balances: list[tuple[str, int]] = field(default_factory=list)
