@@ -87,7 +87,7 @@ def batch_body(batch: BatchRow) -> BatchStatusBody:
         succeeded=batch.succeeded,
         replayed=batch.replayed,
         failed=batch.failed,
-        pending=batch.total - batch.succeeded - batch.replayed - batch.failed,
+        pending=batch.pending,
         created_at=batch.created_at,
         completed_at=batch.completed_at,
     )

@@ -7,12 +7,12 @@ from ``ix_batch_items_order``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, select
 
-from superscript.batches.models import BatchKind, ItemStatus
+from superscript.batches.models import Batch, ItemStatus
 from superscript.batches.schema import batch_items, batches
 from superscript.db.paging import Keyset, Page, split_page
 from superscript.ledger import Ledger
@@ -21,20 +21,11 @@ from superscript.ledger.listing import utc
 BATCHES = Keyset((batches.c.created_at, batches.c.batch_id), descending=True)
 
 
-class BatchRow(BaseModel):
+class BatchRow(Batch):
     """A batch's row: its counters and when it was made and completed."""
 
     model_config = ConfigDict(frozen=True)
 
-    batch_id: str
-    kind: BatchKind
-    script: str | None
-    status: Literal["running", "completed"]
-    total: int
-    succeeded: int
-    replayed: int
-    failed: int
-    workflow_id: str
     created_at: datetime
     completed_at: datetime | None
 
